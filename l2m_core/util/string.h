@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace l2m {
+
+// Splits on any of `delims`, dropping empty fields.
+std::vector<std::string> SplitString(const std::string& text,
+                                     const std::string& delims = " \t");
+std::string TrimString(const std::string& text);
+bool StartsWith(const std::string& text, const std::string& prefix);
+bool EndsWith(const std::string& text, const std::string& suffix);
+std::string ToLower(std::string text);
+
+}  // namespace l2m
