@@ -48,6 +48,8 @@ bool FlowMatcherOptions::Check(std::string* error) const {
 
 namespace {
 
+constexpr int kMinWorkingSide = 16;
+
 cv::Mat GreyAtSize(const MatcherImage& image, const cv::Size& size) {
   if (image.bgr.empty()) {
     throw std::invalid_argument("Flow matcher: image " +
@@ -115,6 +117,14 @@ class FlowMatcher : public Matcher {
     const cv::Size size1 = image1.bgr.size();
     const cv::Size size2 = image2.bgr.size();
     const cv::Size work = WorkingSize(size1);
+    if (work.width < kMinWorkingSide || work.height < kMinWorkingSide) {
+      // DIS needs a few patches per side; say so instead of OpenCV's error.
+      throw std::invalid_argument(
+          "Flow matcher: working size " + std::to_string(work.width) + "x" +
+          std::to_string(work.height) + " of pair (" + image1.path + ", " +
+          image2.path + ") is below " + std::to_string(kMinWorkingSide) +
+          " px on a side");
+    }
     const cv::Mat grey1 = GreyAtSize(image1, work);
     const cv::Mat grey2 = GreyAtSize(image2, work);
 

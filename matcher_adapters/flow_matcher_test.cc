@@ -219,6 +219,27 @@ TEST(FlowMatcher, BadInput) {
                std::invalid_argument);
 }
 
+TEST(FlowMatcher, SmallImages) {
+  auto matcher = CreateFlowMatcher(FlowMatcherOptions());
+  const cv::Mat small = RandomTexture(24, 18, 15);
+  const PairMatches matches =
+      matcher->MatchDense(MakeImage(1, small), MakeImage(2, small));
+  EXPECT_GT(matches.size(), 0u);
+  for (size_t i = 0; i < matches.size(); ++i) {
+    EXPECT_LE(matches.xy2[2 * i], 24.0f);
+    EXPECT_LE(matches.xy2[2 * i + 1], 18.0f);
+  }
+  // Too small for DIS: a clear error instead of OpenCV's.
+  const cv::Mat tiny = RandomTexture(7, 5, 16);
+  try {
+    matcher->MatchDense(MakeImage(1, tiny), MakeImage(2, tiny));
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("synthetic_1"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(FlowMatcherOptions, Check) {
   EXPECT_TRUE(FlowMatcherOptions().Check());
   FlowMatcherOptions options;

@@ -5,6 +5,7 @@
 #include "tests/test_utils.h"
 
 #include <gtest/gtest.h>
+#include <opencv2/calib3d.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -305,6 +306,17 @@ TEST(SiftMatcher, DeterministicAndCapped) {
     EXPECT_EQ(a.keypoints[i].y, b.keypoints[i].y);
   }
   EXPECT_EQ(a.descriptors, b.descriptors);
+  // OpenCV lists keypoints in a thread-dependent order: ids must not follow.
+  const int threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  const ImageFeatures c = matcher->Extract(MakeImage(1, image));
+  cv::setNumThreads(threads);
+  ASSERT_EQ(a.keypoints.size(), c.keypoints.size());
+  for (size_t i = 0; i < a.keypoints.size(); ++i) {
+    EXPECT_EQ(a.keypoints[i].x, c.keypoints[i].x);
+    EXPECT_EQ(a.keypoints[i].y, c.keypoints[i].y);
+  }
+  EXPECT_EQ(a.descriptors, c.descriptors);
   const PairMatches m1 = matcher->MatchFeatures(a, b);
   EXPECT_EQ(m1.size(), a.keypoints.size());  // Self-match is mutual, exact.
 }
@@ -370,8 +382,26 @@ TEST(SiftMatcher, SacreCoeurPhotos) {
   auto matcher = CreateSiftMatcher(options);
   const PairMatches matches = matcher->MatchFeatures(matcher->Extract(image1),
                                                      matcher->Extract(image2));
-  std::printf("[ accuracy ] sift sacre_coeur: %zu matches\n", matches.size());
   EXPECT_GE(matches.size(), 100u);
+  // Most matches must agree with one epipolar geometry.
+  std::vector<cv::Point2f> points1, points2;
+  for (size_t i = 0; i < matches.size(); ++i) {
+    points1.emplace_back(matches.xy1[2 * i], matches.xy1[2 * i + 1]);
+    points2.emplace_back(matches.xy2[2 * i], matches.xy2[2 * i + 1]);
+  }
+  cv::Mat inlier_mask;
+  cv::findFundamentalMat(
+      points1, points2, cv::FM_RANSAC, 2.0, 0.999, inlier_mask);
+  const double inlier_fraction =
+      inlier_mask.empty()
+          ? 0.0
+          : cv::countNonZero(inlier_mask) / static_cast<double>(matches.size());
+  std::printf(
+      "[ accuracy ] sift sacre_coeur: %zu matches, %.1f%% "
+      "fundamental-matrix inliers (2 px)\n",
+      matches.size(),
+      100 * inlier_fraction);
+  EXPECT_GE(inlier_fraction, 0.5);
   for (size_t i = 0; i < matches.size(); ++i) {
     ASSERT_LE(matches.xy1[2 * i], image1.bgr.cols);
     ASSERT_LE(matches.xy2[2 * i + 1], image2.bgr.rows);
