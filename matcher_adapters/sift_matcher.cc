@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -98,6 +99,77 @@ cv::Mat DescriptorsAsFloat(const ImageFeatures& features) {
   cv::Mat floats;
   bytes.convertTo(floats, CV_32F);
   return floats;
+}
+
+// Nearest neighbours both ways from one pass over the distance matrix.
+// Squared distances are |a|^2 + |b|^2 - 2 a.b with the dot products from a
+// float GEMM (BLAS). The descriptors are integers <= 255 in 128 dims, so every
+// product and partial sum is an integer below 2^24 and exact in float: the
+// result is exact and independent of the summation order and thread count.
+// Ties go to the lower index.
+struct NearestNeighbours {
+  std::vector<int> best12;  // Per row of image 1.
+  std::vector<float> best12_squared;
+  std::vector<float> second12_squared;  // Infinity with a single candidate.
+  std::vector<int> best21;              // Per row of image 2.
+};
+
+NearestNeighbours FindNearestNeighbours(const cv::Mat& descriptors1,
+                                        const cv::Mat& descriptors2) {
+  const int n1 = descriptors1.rows;
+  const int n2 = descriptors2.rows;
+  const float inf = std::numeric_limits<float>::infinity();
+  NearestNeighbours nn;
+  nn.best12.assign(n1, -1);
+  nn.best12_squared.assign(n1, inf);
+  nn.second12_squared.assign(n1, inf);
+  nn.best21.assign(n2, -1);
+  std::vector<float> best21_squared(n2, inf);
+
+  std::vector<float> norms2(n2);
+  for (int j = 0; j < n2; ++j) {
+    norms2[j] =
+        static_cast<float>(descriptors2.row(j).dot(descriptors2.row(j)));
+  }
+  // Blocks of rows bound the memory (kBlock x n2 floats).
+  constexpr int kBlock = 512;
+  cv::Mat dots;
+  for (int r0 = 0; r0 < n1; r0 += kBlock) {
+    const int r1 = std::min(n1, r0 + kBlock);
+    cv::gemm(descriptors1.rowRange(r0, r1),
+             descriptors2,
+             1.0,
+             cv::noArray(),
+             0.0,
+             dots,
+             cv::GEMM_2_T);
+    for (int i = r0; i < r1; ++i) {
+      const float norm1 =
+          static_cast<float>(descriptors1.row(i).dot(descriptors1.row(i)));
+      const float* dot = dots.ptr<float>(i - r0);
+      float best = inf;
+      float second = inf;
+      int best_j = -1;
+      for (int j = 0; j < n2; ++j) {
+        const float d2 = std::max(0.0f, norm1 + norms2[j] - 2 * dot[j]);
+        if (d2 < best) {
+          second = best;
+          best = d2;
+          best_j = j;
+        } else if (d2 < second) {
+          second = d2;
+        }
+        if (d2 < best21_squared[j]) {
+          best21_squared[j] = d2;
+          nn.best21[j] = i;
+        }
+      }
+      nn.best12[i] = best_j;
+      nn.best12_squared[i] = best;
+      nn.second12_squared[i] = second;
+    }
+  }
+  return nn;
 }
 
 class SiftMatcher : public Matcher {
@@ -202,40 +274,35 @@ class SiftMatcher : public Matcher {
     const cv::Mat descriptors1 = DescriptorsAsFloat(features1);
     const cv::Mat descriptors2 = DescriptorsAsFloat(features2);
 
-    cv::BFMatcher matcher(cv::NORM_L2, /*crossCheck=*/false);
-    std::vector<std::vector<cv::DMatch>> knn12;
-    matcher.knnMatch(descriptors1, descriptors2, knn12, 2);
-    std::vector<std::vector<cv::DMatch>> knn21;
-    if (options_.cross_check) {
-      matcher.knnMatch(descriptors2, descriptors1, knn21, 1);
-    }
+    const NearestNeighbours nn =
+        FindNearestNeighbours(descriptors1, descriptors2);
 
     const float max_distance =
         static_cast<float>(options_.max_distance) * kDescriptorScale;
     // Unit vectors with non-negative entries are at most sqrt(2) apart: the
     // second-best distance when image 2 has a single keypoint.
     const float no_second = std::sqrt(2.0f) * kDescriptorScale;
-    for (const std::vector<cv::DMatch>& knn : knn12) {
-      if (knn.empty()) continue;
-      const cv::DMatch& best = knn[0];
-      if (best.distance > max_distance) continue;
-      const float second = knn.size() > 1 ? knn[1].distance : no_second;
+    for (int i1 = 0; i1 < descriptors1.rows; ++i1) {
+      const int i2 = nn.best12[i1];
+      const float best = std::sqrt(nn.best12_squared[i1]);
+      if (best > max_distance) continue;
+      const float second =
+          nn.second12_squared[i1] < std::numeric_limits<float>::infinity()
+              ? std::sqrt(nn.second12_squared[i1])
+              : no_second;
       // Equal distances (duplicated descriptors) are ambiguous: ratio 1.
-      const float ratio = second > 0 ? best.distance / second : 1.0f;
+      const float ratio = second > 0 ? best / second : 1.0f;
       if (ratio >= options_.max_ratio) continue;
-      if (options_.cross_check) {
-        const std::vector<cv::DMatch>& back = knn21[best.trainIdx];
-        if (back.empty() || back[0].trainIdx != best.queryIdx) continue;
-      }
-      const Keypoint& kp1 = features1.keypoints[best.queryIdx];
-      const Keypoint& kp2 = features2.keypoints[best.trainIdx];
+      if (options_.cross_check && nn.best21[i2] != i1) continue;
+      const Keypoint& kp1 = features1.keypoints[i1];
+      const Keypoint& kp2 = features2.keypoints[i2];
       matches.Add(kp1.x,
                   kp1.y,
                   kp2.x,
                   kp2.y,
                   std::min(1.0f, std::max(0.0f, 1.0f - ratio)));
-      matches.idx1.push_back(static_cast<uint32_t>(best.queryIdx));
-      matches.idx2.push_back(static_cast<uint32_t>(best.trainIdx));
+      matches.idx1.push_back(static_cast<uint32_t>(i1));
+      matches.idx2.push_back(static_cast<uint32_t>(i2));
     }
     return matches;
   }

@@ -6,11 +6,13 @@
 
 #include <gtest/gtest.h>
 #include <opencv2/calib3d.hpp>
+#include <opencv2/features2d.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 namespace l2m {
@@ -343,6 +345,52 @@ TEST(SiftMatcher, CrossCheckOnlyRemovesMatches) {
   // With the default ratio test, unrelated images give few matches.
   auto strict = CreateSiftMatcher(SiftMatcherOptions());
   EXPECT_LT(strict->MatchFeatures(f1, f2).size(), f1.keypoints.size() / 20);
+}
+
+// The one-pass GEMM matcher equals OpenCV's brute force, pair for pair.
+TEST(SiftMatcher, SameMatchesAsOpenCvBruteForce) {
+  const cv::Mat image1 = RandomTexture(480, 360, 10);
+  cv::Mat image2;
+  const cv::Matx33d h = TestHomography(480, 360);
+  cv::warpPerspective(image1,
+                      image2,
+                      cv::Mat(h),
+                      image1.size(),
+                      cv::INTER_LINEAR,
+                      cv::BORDER_REFLECT);
+  auto matcher = CreateSiftMatcher(SiftMatcherOptions());
+  const ImageFeatures f1 = matcher->Extract(MakeImage(1, image1));
+  const ImageFeatures f2 = matcher->Extract(MakeImage(2, image2));
+  const PairMatches matches = matcher->MatchFeatures(f1, f2);
+
+  const auto as_float = [](const ImageFeatures& f) {
+    cv::Mat out;
+    cv::Mat(static_cast<int>(f.keypoints.size()),
+            128,
+            CV_8U,
+            const_cast<uint8_t*>(f.descriptors.data()))
+        .convertTo(out, CV_32F);
+    return out;
+  };
+  const cv::Mat d1 = as_float(f1);
+  const cv::Mat d2 = as_float(f2);
+  cv::BFMatcher bf(cv::NORM_L2);
+  std::vector<std::vector<cv::DMatch>> knn12, knn21;
+  bf.knnMatch(d1, d2, knn12, 2);
+  bf.knnMatch(d2, d1, knn21, 1);
+  std::vector<std::pair<uint32_t, uint32_t>> expected;
+  for (const auto& knn : knn12) {
+    if (knn.size() < 2 || knn[0].distance > 0.7f * 512) continue;
+    if (knn[0].distance / knn[1].distance >= 0.8f) continue;
+    if (knn21[knn[0].trainIdx][0].trainIdx != knn[0].queryIdx) continue;
+    expected.emplace_back(knn[0].queryIdx, knn[0].trainIdx);
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> actual;
+  for (size_t i = 0; i < matches.size(); ++i) {
+    actual.emplace_back(matches.idx1[i], matches.idx2[i]);
+  }
+  EXPECT_GT(actual.size(), 100u);
+  EXPECT_EQ(actual, expected);
 }
 
 TEST(SiftMatcher, BadInput) {
