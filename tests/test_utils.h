@@ -1,8 +1,8 @@
 #pragma once
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace l2m {
 namespace test {
@@ -32,9 +32,9 @@ std::string BinaryPath(const std::string& relative);
 }  // namespace l2m
 
 // Skips the current test with a clear message when ../shared is absent.
-#define L2M_REQUIRE_SHARED(var)                                             \
-  const std::string var = ::l2m::test::SharedDir();                         \
-  if (var.empty()) {                                                        \
-    GTEST_SKIP() << "../shared (fixtures and data) not found; set "         \
-                    "L2M_SHARED_DIR to run this test";                      \
+#define L2M_REQUIRE_SHARED(var)                                     \
+  const std::string var = ::l2m::test::SharedDir();                 \
+  if (var.empty()) {                                                \
+    GTEST_SKIP() << "../shared (fixtures and data) not found; set " \
+                    "L2M_SHARED_DIR to run this test";              \
   }

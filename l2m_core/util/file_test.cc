@@ -1,10 +1,10 @@
 #include "l2m_core/util/file.h"
 
-#include <filesystem>
+#include "tests/test_utils.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/test_utils.h"
+#include <filesystem>
 
 namespace l2m {
 namespace {
@@ -29,9 +29,11 @@ TEST(File, ErrorsNameTheFile) {
     ReadBinaryFile("/nonexistent/x.bin");
     FAIL() << "expected an exception";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.bin"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.bin"),
+              std::string::npos);
   }
-  EXPECT_THROW(WriteFileAtomic("/nonexistent/dir/y.bin", "x"), std::runtime_error);
+  EXPECT_THROW(WriteFileAtomic("/nonexistent/dir/y.bin", "x"),
+               std::runtime_error);
   EXPECT_FALSE(FileExists("/nonexistent/x.bin"));
   EXPECT_TRUE(DirExists("/"));
 }

@@ -1,10 +1,16 @@
 #include "l2m_core/util/progress.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 
 namespace l2m {
+namespace {
+std::atomic<bool> g_progress_enabled{true};
+}  // namespace
+
+void Progress::SetEnabled(bool enabled) { g_progress_enabled = enabled; }
 
 Progress::Progress(std::string label,
                    int64_t total,
@@ -38,6 +44,7 @@ void Progress::Finish() {
 }
 
 void Progress::PrintLocked(bool final_line) {
+  if (!g_progress_enabled) return;
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
           .count();
@@ -51,10 +58,16 @@ std::string Progress::FormatDuration(double seconds) {
   const int64_t s = static_cast<int64_t>(std::llround(seconds));
   char buf[32];
   if (s >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", static_cast<long long>(s / 3600),
+    std::snprintf(buf,
+                  sizeof(buf),
+                  "%lldh%02lldm",
+                  static_cast<long long>(s / 3600),
                   static_cast<long long>((s % 3600) / 60));
   } else if (s >= 60) {
-    std::snprintf(buf, sizeof(buf), "%lldm%02llds", static_cast<long long>(s / 60),
+    std::snprintf(buf,
+                  sizeof(buf),
+                  "%lldm%02llds",
+                  static_cast<long long>(s / 60),
                   static_cast<long long>(s % 60));
   } else {
     std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>(s));
@@ -71,13 +84,22 @@ std::string Progress::FormatLine(const std::string& label,
   if (total > 0) {
     const double pct = 100.0 * static_cast<double>(done) / total;
     const double eta = rate > 0 ? (total - done) / rate : -1.0;
-    std::snprintf(buf, sizeof(buf), "%s: %lld/%lld (%.1f%%) %.2f/s, ETA %s",
-                  label.c_str(), static_cast<long long>(done),
-                  static_cast<long long>(total), pct, rate,
+    std::snprintf(buf,
+                  sizeof(buf),
+                  "%s: %lld/%lld (%.1f%%) %.2f/s, ETA %s",
+                  label.c_str(),
+                  static_cast<long long>(done),
+                  static_cast<long long>(total),
+                  pct,
+                  rate,
                   done >= total ? "0s" : FormatDuration(eta).c_str());
   } else {
-    std::snprintf(buf, sizeof(buf), "%s: %lld %.2f/s", label.c_str(),
-                  static_cast<long long>(done), rate);
+    std::snprintf(buf,
+                  sizeof(buf),
+                  "%s: %lld %.2f/s",
+                  label.c_str(),
+                  static_cast<long long>(done),
+                  rate);
   }
   return buf;
 }

@@ -19,6 +19,8 @@ class Progress {
   ~Progress();
 
   void Add(int64_t n = 1);
+  // Globally silences progress lines (--log_level above info).
+  static void SetEnabled(bool enabled);
   void Finish();
 
   int64_t done() const { return done_; }

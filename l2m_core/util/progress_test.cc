@@ -1,8 +1,8 @@
 #include "l2m_core/util/progress.h"
 
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 namespace l2m {
 namespace {

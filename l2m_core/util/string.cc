@@ -37,8 +37,9 @@ bool EndsWith(const std::string& text, const std::string& suffix) {
 }
 
 std::string ToLower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) {
+    return std::tolower(c);
+  });
   return text;
 }
 

@@ -6,7 +6,8 @@ namespace l2m {
 namespace {
 
 TEST(String, Split) {
-  EXPECT_EQ(SplitString("  a b\tc  "), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(SplitString("  a b\tc  "),
+            (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(SplitString("a,,b", ","), (std::vector<std::string>{"a", "b"}));
   EXPECT_TRUE(SplitString("").empty());
 }

@@ -1,0 +1,284 @@
+// The `l2m` program: COLMAP-style subcommands over the matching backend.
+
+#include "colmap_plugin/colmap_runner.h"
+#include "colmap_plugin/database.h"
+#include "colmap_plugin/option_manager.h"
+#include "colmap_plugin/reconstruction.h"
+
+#include <opencv2/core/version.hpp>
+#include <sqlite3.h>
+#include <torch/version.h>
+
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace l2m {
+namespace {
+
+struct Command {
+  std::string name;
+  std::string summary;
+  std::function<int(int, char**)> run;
+};
+
+std::vector<Command>& Commands();
+
+int RunHelp(int, char**) {
+  std::cout << "l2m: dense matching front end for COLMAP (L2M / RoMa, SIFT, "
+               "optical flow)\n\n"
+               "Usage: l2m <command> [options]     (l2m <command> --help for "
+               "its options)\n\nCommands:\n";
+  for (const auto& c : Commands())
+    std::cout << "  " << c.name
+              << std::string(18 - std::min<size_t>(17, c.name.size()), ' ')
+              << c.summary << "\n";
+  std::cout << "\nTypical use:  l2m reconstruct --image_path photos/ "
+               "--workspace_path out/ --Matcher.type sift\n";
+  return 0;
+}
+
+int RunVersion(int argc, char** argv) {
+  std::string colmap_path = "colmap";
+  OptionManager options(
+      "version", "Versions of l2m and the libraries and programs it uses.");
+  options.Add("colmap_path", &colmap_path, "The colmap program.");
+  if (!options.Parse(argc, argv)) return 0;
+  std::cout << "l2m 0.1.0\n"
+            << "LibTorch " << TORCH_VERSION << "\n"
+            << "OpenCV " << CV_VERSION << "\n"
+            << "SQLite " << sqlite3_libversion() << "\n";
+  const std::string colmap = FindExecutable(colmap_path);
+  if (colmap.empty()) {
+    std::cout << "colmap: not found on PATH (apt-get install colmap)\n";
+  } else {
+    const std::string log =
+        (std::filesystem::temp_directory_path() / "l2m_version.log").string();
+    std::cout << "COLMAP " << ColmapRunner(colmap, log).Version() << " ("
+              << colmap << ")\n";
+    std::filesystem::remove(log);
+  }
+  return 0;
+}
+
+int RunDatabaseCreate(int argc, char** argv) {
+  std::string database_path;
+  OptionManager options("database_create",
+                        "Creates an empty COLMAP database (3.8 layout, "
+                        "readable by every COLMAP).");
+  options.AddRequired(
+      "database_path", &database_path, "The database file to create.");
+  if (!options.Parse(argc, argv)) return 0;
+  Database db(database_path, Database::Mode::kCreate);
+  std::cout << "Created " << database_path << " (" << db.NumImages()
+            << " images)\n";
+  return 0;
+}
+
+int RunImageImport(int argc, char** argv) {
+  std::string database_path, image_path;
+  ImageImportOptions import;
+  OptionManager options("image_import",
+                        "Adds the images of a folder (recursively) with their "
+                        "cameras; EXIF focal length when present.");
+  options.AddRequired(
+      "database_path", &database_path, "The database (created if missing).");
+  options.AddRequired("image_path",
+                      &image_path,
+                      "The image folder; names are stored relative to it.");
+  AddImageReaderOptions(&options, &import);
+  if (!options.Parse(argc, argv)) return 0;
+  Database db(database_path, Database::Mode::kCreate);
+  const ImageImportSummary s = ImportImages(image_path, import, &db);
+  std::cout << "Imported " << s.num_imported << " images (" << s.num_existing
+            << " already present, " << s.skipped.size() << " skipped, "
+            << s.num_exif_focal << " with EXIF focal length)\n";
+  return 0;
+}
+
+int RunPairs(int argc, char** argv) {
+  std::string database_path, output_path;
+  PairOptions pairs;
+  OptionManager options(
+      "pairs", "Writes the image pairs to match as `name1 name2` lines.");
+  options.AddRequired(
+      "database_path", &database_path, "The database with the images.");
+  options.AddRequired("output_path", &output_path, "The pair file to write.");
+  AddPairOptions(&options, &pairs);
+  if (!options.Parse(argc, argv)) return 0;
+  Database db(database_path, Database::Mode::kReadOnly);
+  const auto list = SelectPairs(pairs, db);
+  WritePairsFile(output_path, list, db.ReadAllImages());
+  std::cout << "Wrote " << list.size() << " pairs to " << output_path << "\n";
+  return 0;
+}
+
+int RunMatch(int argc, char** argv) {
+  std::string database_path, image_path, pairs_path;
+  MatcherOptions matcher;
+  MatchingOptions matching;
+  OptionManager options("match",
+                        "Matches image pairs and stores the result (resumable: "
+                        "stored pairs are skipped).\n"
+                        "Sparse matchers write keypoints + matches; dense ones "
+                        "raw matches (then run `l2m tracks`).");
+  options.AddRequired(
+      "database_path", &database_path, "The database with the images.");
+  options.AddRequired("image_path", &image_path, "The image folder.");
+  options.Add("pairs_path",
+              &pairs_path,
+              "Pair file (`name1 name2`); default: all pairs.");
+  AddMatcherOptions(&options, &matcher, &matching);
+  if (!options.Parse(argc, argv)) return 0;
+  Database db(database_path, Database::Mode::kReadWrite);
+  PairOptions pair_options;
+  if (!pairs_path.empty()) {
+    pair_options.mode = "file";
+    pair_options.input_path = pairs_path;
+  }
+  const auto pairs = SelectPairs(pair_options, db);
+  auto m = CreateMatcher(matcher);
+  const MatchingSummary s =
+      MatchPairs(image_path, pairs, m.get(), matching, &db);
+  std::cout << "Matched " << s.num_matched << " pairs (" << s.num_skipped
+            << " already done), " << s.num_matches
+            << (s.dense ? " raw dense" : "") << " matches in " << s.seconds
+            << " s\n";
+  return 0;
+}
+
+int RunTracks(int argc, char** argv) {
+  std::string database_path, mode = "merge";
+  TrackBuilderOptions tracks;
+  OptionManager options("tracks",
+                        "Builds per-image keypoints shared across pairs from "
+                        "dense matches (multi-view tracks).");
+  options.AddRequired(
+      "database_path", &database_path, "The database with raw dense matches.");
+  AddTrackOptions(&options, &tracks, &mode);
+  if (!options.Parse(argc, argv)) return 0;
+  tracks.mode = TrackModeFromName(mode);
+  Database db(database_path, Database::Mode::kReadWrite);
+  const TrackBuilderStats s = BuildTracksInDatabase(tracks, &db);
+  std::cout << "Tracks: " << s.num_keypoints << " keypoints, "
+            << s.num_output_matches << " matches (from " << s.num_input_matches
+            << " raw; " << s.num_dropped_one_to_one
+            << " dropped as not one-to-one)\n";
+  return 0;
+}
+
+int RunVerify(int argc, char** argv) {
+  std::string database_path, pairs_path, work_dir;
+  VerificationOptions verification;
+  OptionManager options(
+      "verify",
+      "Geometric verification of stored matches -> two_view_geometries.");
+  options.AddRequired("database_path", &database_path, "The database.");
+  options.Add(
+      "pairs_path", &pairs_path, "Pair file; default: all pairs with matches.");
+  options.Add("work_path",
+              &work_dir,
+              "Folder for the colmap log (default: beside the database).");
+  options.Add("colmap_path", &verification.colmap_path, "The colmap program.");
+  AddVerificationOptions(&options, &verification);
+  if (!options.Parse(argc, argv)) return 0;
+  Database db(database_path, Database::Mode::kReadWrite);
+  std::vector<ImagePair> pairs;
+  if (pairs_path.empty()) {
+    for (image_pair_t id : db.ReadMatchedPairIds())
+      pairs.push_back(PairIdToImagePair(id));
+  } else {
+    pairs = PairsFromFile(pairs_path, db.ReadAllImages());
+  }
+  if (work_dir.empty())
+    work_dir = std::filesystem::absolute(database_path).parent_path().string();
+  const VerificationSummary s = VerifyPairs(pairs, verification, work_dir, &db);
+  std::cout << "Verified " << s.num_verified << " of " << s.num_pairs
+            << " pairs (" << s.num_inliers << " inlier matches) in "
+            << s.seconds << " s\n";
+  return 0;
+}
+
+int RunReconstruct(int argc, char** argv) {
+  std::string image_path, workspace_path;
+  PipelineOptions p;
+  OptionManager options(
+      "reconstruct",
+      "Photos folder -> COLMAP database -> matches (-> tracks) -> verification "
+      "-> colmap mapper.\n"
+      "Writes WORKSPACE/database.db, sparse/N, report.json and report.md.");
+  options.AddRequired("image_path", &image_path, "The photos folder.");
+  options.AddRequired("workspace_path",
+                      &workspace_path,
+                      "Output folder (created; reruns resume).");
+  options.Add("matcher",
+              &p.matcher.type,
+              "Shorthand for --Matcher.type: sift, flow or l2m.");
+  options.Add("colmap_path", &p.colmap_path, "The colmap program.");
+  AddImageReaderOptions(&options, &p.image_reader);
+  AddPairOptions(&options, &p.pairs);
+  std::string matcher_type = p.matcher.type;
+  AddMatcherOptions(&options, &p.matcher, &p.matching);
+  AddTrackOptions(&options, &p.tracks, &p.tracks_mode);
+  AddVerificationOptions(&options, &p.verification);
+  AddMapperOptions(&options, &p.mapper);
+  if (!options.Parse(argc, argv)) return 0;
+  const ReconstructionReport report =
+      RunReconstruction(image_path, workspace_path, p);
+  std::cout << report.ToMarkdown();
+  std::cout << "\nReport: " << workspace_path << "/report.json\n";
+  return report.model.registered_images > 0 ? 0 : 3;
+}
+
+std::vector<Command>& Commands() {
+  static std::vector<Command> commands = {
+      {"help", "Lists the commands.", RunHelp},
+      {"version",
+       "Versions of l2m, LibTorch, OpenCV, SQLite and colmap.",
+       RunVersion},
+      {"database_create",
+       "Creates an empty COLMAP database.",
+       RunDatabaseCreate},
+      {"image_import",
+       "Adds a folder of images (+ cameras) to a database.",
+       RunImageImport},
+      {"pairs",
+       "Writes the pairs to match (exhaustive, sequential, from a file).",
+       RunPairs},
+      {"match", "Matches pairs with a matcher adapter (resumable).", RunMatch},
+      {"tracks",
+       "Dense matches -> per-image keypoints and multi-view tracks.",
+       RunTracks},
+      {"verify", "Geometric verification -> two_view_geometries.", RunVerify},
+      {"reconstruct",
+       "The whole job: photos folder -> sparse model + report.",
+       RunReconstruct},
+  };
+  return commands;
+}
+
+}  // namespace
+}  // namespace l2m
+
+int main(int argc, char** argv) {
+  using namespace l2m;
+  if (argc < 2 || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "--help")
+    return RunHelp(0, nullptr);
+  const std::string name = argv[1];
+  for (const auto& command : Commands()) {
+    if (command.name != name) continue;
+    try {
+      return command.run(argc - 1, argv + 1);
+    } catch (const std::exception& e) {
+      std::cerr << "ERROR: " << e.what() << std::endl;
+      return 1;
+    }
+  }
+  std::cerr << "ERROR: unknown command '" << name << "' (see `l2m help`)"
+            << std::endl;
+  return 2;
+}
