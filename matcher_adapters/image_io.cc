@@ -1,5 +1,7 @@
 #include "matcher_adapters/image_io.h"
 
+#include "l2m_core/util/file.h"
+
 #include <opencv2/imgcodecs.hpp>
 
 #include <array>
@@ -47,6 +49,57 @@ bool IsAlways8Bit(const std::string& header) {
          HasPrefix(header, "GIF8", 4) ||          // GIF
          (HasPrefix(header, "RIFF", 4) && header.size() >= 12 &&
           header.compare(8, 4, "WEBP") == 0);
+}
+
+// libjpeg decodes a truncated JPEG "successfully" (only a warning, the
+// missing rows filled in grey), so walk the marker structure, skipping the
+// entropy-coded scans, and require the end-of-image marker. Segments are
+// skipped by their lengths, so an EXIF thumbnail's own markers are not seen.
+bool JpegHasEndOfImage(const std::string& data) {
+  const auto byte = [&data](size_t i) {
+    return static_cast<unsigned char>(data[i]);
+  };
+  size_t p = 2;  // After SOI.
+  while (p + 2 <= data.size()) {
+    if (byte(p) != 0xFF) return false;
+    const unsigned char marker = byte(p + 1);
+    if (marker == 0xFF) {  // Fill byte.
+      ++p;
+      continue;
+    }
+    if (marker == 0xD9) return true;  // EOI.
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      p += 2;  // Markers without a length.
+      continue;
+    }
+    if (p + 4 > data.size()) return false;
+    const size_t length = (static_cast<size_t>(byte(p + 2)) << 8) | byte(p + 3);
+    if (length < 2) return false;
+    p += 2 + length;
+    if (marker != 0xDA) continue;
+    // Start of scan: entropy-coded data up to the next real marker (FF00 is a
+    // stuffed byte, FFD0-FFD7 restart markers, FFFF fill).
+    while (p + 1 < data.size()) {
+      if (byte(p) != 0xFF) {
+        ++p;
+        continue;
+      }
+      const unsigned char next = byte(p + 1);
+      if (next == 0x00 || (next >= 0xD0 && next <= 0xD7)) {
+        p += 2;
+      } else if (next == 0xFF) {
+        ++p;
+      } else {
+        break;
+      }
+    }
+    if (p + 1 >= data.size()) return false;
+  }
+  return false;
+}
+
+bool IsJpeg(const std::string& header) {
+  return HasPrefix(header, "\xFF\xD8\xFF", 3);
 }
 
 int DepthBits(int depth) {
@@ -107,6 +160,12 @@ bool IsSupportedImageDepth(const std::string& path, std::string* reason) {
 MatcherImage LoadMatcherImage(int64_t image_id, const std::string& path) {
   const int bits = ImageBitDepth(path);
   if (bits != 8) ThrowUnsupportedDepth(path, bits);
+  if (IsJpeg(ReadHeader(path)) && !JpegHasEndOfImage(ReadBinaryFile(path))) {
+    throw std::runtime_error(
+        "Image file is truncated or corrupt (JPEG "
+        "without an end-of-image marker): " +
+        path);
+  }
   MatcherImage image;
   image.image_id = image_id;
   image.path = path;

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace l2m {
 namespace {
@@ -28,6 +30,7 @@ void ExpectLoadError(const std::string& path, const std::string& what) {
     const std::string message = e.what();
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(what), std::string::npos) << message;
+    std::printf("[ message  ] %s\n", message.c_str());
   }
 }
 
@@ -40,13 +43,19 @@ TEST(ImageIo, LoadsEightBitImages) {
   cv::extractChannel(bgr, grey, 0);
   ASSERT_TRUE(cv::imwrite(dir.File("grey.png"), grey));
   ASSERT_TRUE(cv::imwrite(dir.File("a.tif"), bgr));
+  // Several scans, restart markers: the end-of-image check must walk them.
+  ASSERT_TRUE(cv::imwrite(
+      dir.File("progressive.jpg"), bgr, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+  ASSERT_TRUE(cv::imwrite(
+      dir.File("restarts.jpg"), bgr, {cv::IMWRITE_JPEG_RST_INTERVAL, 2}));
 
   const MatcherImage png = LoadMatcherImage(7, dir.File("a.png"));
   EXPECT_EQ(png.image_id, 7);
   EXPECT_EQ(png.path, dir.File("a.png"));
   EXPECT_EQ(png.bgr.type(), CV_8UC3);
   EXPECT_EQ(cv::norm(png.bgr, bgr, cv::NORM_INF), 0);
-  for (const char* name : {"a.jpg", "grey.png", "a.tif"}) {
+  for (const char* name :
+       {"a.jpg", "grey.png", "a.tif", "progressive.jpg", "restarts.jpg"}) {
     const MatcherImage image = LoadMatcherImage(1, dir.File(name));
     EXPECT_EQ(image.bgr.type(), CV_8UC3) << name;
     EXPECT_EQ(image.bgr.size(), bgr.size()) << name;
@@ -71,7 +80,18 @@ TEST(ImageIo, CorruptFiles) {
   ExpectLoadError(dir.File("garbage.png"), "Cannot decode");
   // A JPEG signature followed by garbage.
   WriteBytes(dir.File("bad.jpg"), std::string("\xFF\xD8\xFF\xE0", 4) + garbage);
-  ExpectLoadError(dir.File("bad.jpg"), "Cannot decode");
+  ExpectLoadError(dir.File("bad.jpg"), "corrupt");
+  // Truncated files: libjpeg would decode the first half and fill in grey.
+  std::vector<uchar> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", test::RandomTexture(200, 150, 2), jpeg));
+  WriteBytes(dir.File("truncated.jpg"),
+             std::string(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
+  ExpectLoadError(dir.File("truncated.jpg"), "truncated");
+  std::vector<uchar> png;
+  ASSERT_TRUE(cv::imencode(".png", test::RandomTexture(200, 150, 2), png));
+  WriteBytes(dir.File("truncated.png"),
+             std::string(png.begin(), png.begin() + png.size() / 2));
+  ExpectLoadError(dir.File("truncated.png"), "Cannot decode");
   WriteBytes(dir.File("empty.jpg"), "");
   ExpectLoadError(dir.File("empty.jpg"), "empty");
 }
