@@ -44,6 +44,9 @@ struct FlowMatcherOptions {
 // at most max_image_size; image 2 is resized to exactly the same size, which
 // is a non-uniform rescale where the aspect ratios differ (flow absorbs it).
 // Results are in COLMAP pixels of each ORIGINAL image, with per-axis factors.
+// Deterministic; MatchDense may be called concurrently on one matcher object.
+// Throws std::invalid_argument for an empty image or a working size below
+// 16 px on a side (DIS needs a few patches).
 std::unique_ptr<Matcher> CreateFlowMatcher(const FlowMatcherOptions& options);
 
 }  // namespace l2m

@@ -177,20 +177,6 @@ class SiftMatcher : public Matcher {
   explicit SiftMatcher(const SiftMatcherOptions& options) : options_(options) {
     std::string error;
     if (!options_.Check(&error)) throw std::invalid_argument(error);
-#if L2M_SIFT_PRECISE_UPSCALE
-    sift_ = cv::SIFT::create(options_.max_num_features,
-                             /*nOctaveLayers=*/3,
-                             options_.contrast_threshold,
-                             options_.edge_threshold,
-                             /*sigma=*/1.6,
-                             /*descriptorType=*/CV_32F,
-                             /*enable_precise_upscale=*/true);
-#else
-    sift_ = cv::SIFT::create(options_.max_num_features,
-                             /*nOctaveLayers=*/3,
-                             options_.contrast_threshold,
-                             options_.edge_threshold);
-#endif
   }
 
   std::string Name() const override { return "sift"; }
@@ -225,7 +211,7 @@ class SiftMatcher : public Matcher {
     // threading; sort into a total order (strongest first) for stable ids.
     std::vector<cv::KeyPoint> detected;
     cv::Mat detected_descriptors;
-    sift_->detectAndCompute(
+    CreateSift()->detectAndCompute(
         grey, cv::noArray(), detected, detected_descriptors);
     std::vector<int> order(detected.size());
     std::iota(order.begin(), order.end(), 0);
@@ -308,8 +294,25 @@ class SiftMatcher : public Matcher {
   }
 
  private:
+  // One detector per call (cheap to create): no state shared between threads.
+  cv::Ptr<cv::SIFT> CreateSift() const {
+#if L2M_SIFT_PRECISE_UPSCALE
+    return cv::SIFT::create(options_.max_num_features,
+                            /*nOctaveLayers=*/3,
+                            options_.contrast_threshold,
+                            options_.edge_threshold,
+                            /*sigma=*/1.6,
+                            /*descriptorType=*/CV_32F,
+                            /*enable_precise_upscale=*/true);
+#else
+    return cv::SIFT::create(options_.max_num_features,
+                            /*nOctaveLayers=*/3,
+                            options_.contrast_threshold,
+                            options_.edge_threshold);
+#endif
+  }
+
   const SiftMatcherOptions options_;
-  cv::Ptr<cv::SIFT> sift_;
 };
 
 }  // namespace

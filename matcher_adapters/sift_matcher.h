@@ -46,7 +46,8 @@ struct SiftMatcherOptions {
 // pixels (sigma of the detection), orientation in radians measured from +x
 // towards +y (image axes, y down); descriptors COLMAP-style uint8, 128-d.
 // MatchFeatures: score = 1 - best/second-best distance ratio, in [0, 1].
-// Both are deterministic (independent of the number of threads).
+// Both are deterministic (independent of the number of threads) and may be
+// called concurrently on one matcher object.
 std::unique_ptr<Matcher> CreateSiftMatcher(const SiftMatcherOptions& options);
 
 }  // namespace l2m

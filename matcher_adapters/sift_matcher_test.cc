@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -321,6 +322,21 @@ TEST(SiftMatcher, DeterministicAndCapped) {
   EXPECT_EQ(a.descriptors, c.descriptors);
   const PairMatches m1 = matcher->MatchFeatures(a, b);
   EXPECT_EQ(m1.size(), a.keypoints.size());  // Self-match is mutual, exact.
+}
+
+TEST(SiftMatcher, ConcurrentCallsOnOneMatcher) {
+  const cv::Mat image1 = RandomTexture(320, 240, 17);
+  const cv::Mat image2 = RandomTexture(320, 240, 18);
+  auto matcher = CreateSiftMatcher(SiftMatcherOptions());
+  const ImageFeatures serial1 = matcher->Extract(MakeImage(1, image1));
+  const ImageFeatures serial2 = matcher->Extract(MakeImage(2, image2));
+  ImageFeatures parallel1, parallel2;
+  std::thread t1([&] { parallel1 = matcher->Extract(MakeImage(1, image1)); });
+  std::thread t2([&] { parallel2 = matcher->Extract(MakeImage(2, image2)); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(parallel1.descriptors, serial1.descriptors);
+  EXPECT_EQ(parallel2.descriptors, serial2.descriptors);
 }
 
 TEST(SiftMatcher, CrossCheckOnlyRemovesMatches) {
