@@ -4,6 +4,7 @@
 #include "colmap_plugin/database.h"
 #include "colmap_plugin/option_manager.h"
 #include "colmap_plugin/reconstruction.h"
+#include "synth/demo_scene.h"
 
 #include <opencv2/core/version.hpp>
 #include <sqlite3.h>
@@ -233,6 +234,24 @@ int RunReconstruct(int argc, char** argv) {
   return report.model.registered_images > 0 ? 0 : 3;
 }
 
+int RunDemoScene(int argc, char** argv) {
+  std::string output_path;
+  DemoSceneOptions scene;
+  OptionManager options("demo_scene",
+                        "Renders the built-in demo scene (textured boxes, exact ray casting, known poses):\n"
+                        "OUTPUT/images/*.png and OUTPUT/ground_truth/*.txt (COLMAP text model).");
+  options.AddRequired("output_path", &output_path, "Output folder (created).");
+  options.Add("DemoScene.num_views", &scene.num_views, "Number of views.");
+  options.Add("DemoScene.width", &scene.width, "Image width.");
+  options.Add("DemoScene.height", &scene.height, "Image height.");
+  options.Add("DemoScene.arc_degrees", &scene.arc_degrees, "Arc the cameras sweep (degrees).");
+  options.Add("DemoScene.seed", &scene.seed, "Seed of the box layout and textures.");
+  if (!options.Parse(argc, argv)) return 0;
+  WriteDemoScene(output_path, scene);
+  std::cout << "Wrote " << scene.num_views << " views to " << output_path << "/images\n";
+  return 0;
+}
+
 std::vector<Command>& Commands() {
   static std::vector<Command> commands = {
       {"help", "Lists the commands.", RunHelp},
@@ -256,6 +275,9 @@ std::vector<Command>& Commands() {
       {"reconstruct",
        "The whole job: photos folder -> sparse model + report.",
        RunReconstruct},
+      {"demo_scene",
+       "Renders the built-in demo scene (images + true poses).",
+       RunDemoScene},
   };
   return commands;
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The main job: a folder of photos -> COLMAP sparse model + report.
+#   scripts/demo.sh                      # built-in demo scene (rendered offline)
+#   scripts/demo.sh IMAGE_DIR [WORKSPACE] [l2m reconstruct options...]
+# Set-up (Debian packages + build) runs first and is a no-op when done.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build_dir="${L2M_BUILD_DIR:-$root/build}"
+"$root/scripts/setup.sh"
+l2m="$build_dir/colmap_plugin/l2m"
+
+image_dir="${1:-}"
+workspace="${2:-}"
+shift $(( $# > 2 ? 2 : $# )) || true
+if [ -z "$image_dir" ]; then
+  workspace="${workspace:-$root/demo_output}"
+  echo "demo: no image folder given: rendering the built-in demo scene into $workspace/demo_scene"
+  "$l2m" demo_scene --output_path "$workspace/demo_scene"
+  image_dir="$workspace/demo_scene/images"
+fi
+if [ ! -d "$image_dir" ]; then
+  echo "demo: '$image_dir' is not a folder" >&2
+  exit 1
+fi
+workspace="${workspace:-$image_dir/../l2m_workspace}"
+# SIFT is the default matcher until the shipped L2M model exists (see README).
+"$l2m" reconstruct --image_path "$image_dir" --workspace_path "$workspace" --matcher "${L2M_MATCHER:-sift}" "$@"
+echo "demo: sparse model in $workspace/sparse, report in $workspace/report.md"
