@@ -1,0 +1,251 @@
+// Small-graph forward vs the reference's stored tensors (fixtures/roma_parity,
+// MANIFEST.md §6-7). Tolerance: max |ours − ref| ≤ 1e-4 · max|ref| + 1e-5 per
+// tensor; certainty skips the pixels flagged final.ambiguous (within 1e-4 of
+// the |warp| = 1 cut).
+
+#include "l2m_core/model/gp.h"
+#include "l2m_core/model/regression_matcher.h"
+#include "tests/tensor_fixture.h"
+#include "tests/test_utils.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <string>
+
+namespace l2m {
+namespace {
+
+using test::TensorFixture;
+
+constexpr double kRtol = 1e-4;
+constexpr double kAtol = 1e-5;
+
+std::string FixtureDir(const std::string& shared) {
+  return shared + "/fixtures/roma_parity";
+}
+
+// Strict load: every parameter/buffer of `module` must be in `weights` with the
+// same shape and dtype, and every tensor of `weights` must be used.
+void LoadStrict(torch::nn::Module& module, const TensorFixture& weights) {
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  std::string errors;
+  auto load = [&](const std::string& name, torch::Tensor& target) {
+    if (!weights.Has(name)) {
+      errors += "missing " + name + "\n";
+      return;
+    }
+    const torch::Tensor& src = weights.Get(name);
+    if (src.sizes() != target.sizes() ||
+        src.scalar_type() != target.scalar_type()) {
+      errors += "mismatch " + name + "\n";
+      return;
+    }
+    target.copy_(src);
+    used.insert(name);
+  };
+  for (auto& item : module.named_parameters(true))
+    load(item.key(), item.value());
+  for (auto& item : module.named_buffers(true)) load(item.key(), item.value());
+  for (const std::string& name : weights.names()) {
+    if (used.count(name) == 0 && errors.find(name) == std::string::npos)
+      errors += "unexpected " + name + "\n";
+  }
+  if (!errors.empty())
+    throw std::runtime_error("strict load failed:\n" + errors);
+}
+
+struct Comparison {
+  double max_err = 0;
+  double ref_max = 0;
+  double tol = 0;
+};
+
+Comparison Compare(const torch::Tensor& got,
+                   const torch::Tensor& ref,
+                   const torch::Tensor& mask = {}) {
+  Comparison c;
+  auto diff = (got.to(torch::kFloat) - ref).abs();
+  if (mask.defined()) diff = diff.masked_fill(mask, 0);
+  c.max_err = diff.max().item<double>();
+  c.ref_max = ref.abs().max().item<double>();
+  c.tol = kRtol * c.ref_max + kAtol;
+  return c;
+}
+
+class ModelParityTest : public ::testing::Test {
+ protected:
+  void LoadModel(const std::string& dir, bool upsample_preds) {
+    config_ = LoadFixtureConfig(dir + "/config.json");
+    config_.upsample_preds = upsample_preds;
+    matcher_ = RegressionMatcher(config_);
+    LoadStrict(*matcher_, TensorFixture::Load(dir + "/weights_matcher"));
+    LoadStrict(*matcher_->dino(), TensorFixture::Load(dir + "/weights_dino"));
+    matcher_->eval();
+  }
+
+  // Compares every stored tensor of `run` (except inputs) with the trace /
+  // final outputs.
+  void CheckRun(const std::string& dir, const std::string& run) {
+    const TensorFixture ref = TensorFixture::Load(dir + "/" + run);
+    torch::Tensor A, B, A_up, B_up;
+    const bool has_inputs = ref.Has("in.coarse");
+    if (has_inputs) {
+      A = ref.Get("in.coarse").slice(0, 0, 1);
+      B = ref.Get("in.coarse").slice(0, 1, 2);
+      if (config_.upsample_preds) {
+        A_up = ref.Get("in.upsample").slice(0, 0, 1);
+        B_up = ref.Get("in.upsample").slice(0, 1, 2);
+      }
+    } else {
+      // run_noup stores no inputs; its pass 1 is run_main's.
+      const TensorFixture main = TensorFixture::Load(dir + "/run_main");
+      A = main.Get("in.coarse").slice(0, 0, 1);
+      B = main.Get("in.coarse").slice(0, 1, 2);
+    }
+    ModelTrace trace;
+    const MatchResult result = matcher_->Match(A, B, A_up, B_up, &trace);
+    const torch::Tensor ambiguous = ref.Get("final.ambiguous").to(torch::kBool);
+
+    std::printf("[%s] %-26s %12s %12s %12s\n",
+                run.c_str(),
+                "tensor",
+                "max|err|",
+                "max|ref|",
+                "tol");
+    int compared = 0;
+    for (const std::string& name : ref.names()) {
+      if (name.rfind("in.", 0) == 0 || name == "final.ambiguous") continue;
+      torch::Tensor got;
+      torch::Tensor mask;
+      if (name == "final.warp") {
+        got = result.warp;
+      } else if (name == "final.certainty") {
+        got = result.certainty;
+        mask = ambiguous;
+      } else {
+        auto it = trace.tensors.find(name);
+        ASSERT_NE(it, trace.tensors.end()) << "not traced: " << name;
+        got = it->second;
+      }
+      const torch::Tensor& expected = ref.Get(name);
+      ASSERT_EQ(got.sizes(), expected.sizes()) << name;
+      const Comparison c = Compare(got, expected, mask);
+      std::printf("[%s] %-26s %12.3e %12.4g %12.3e%s\n",
+                  run.c_str(),
+                  name.c_str(),
+                  c.max_err,
+                  c.ref_max,
+                  c.tol,
+                  c.max_err <= c.tol ? "" : "  FAIL");
+      EXPECT_LE(c.max_err, c.tol) << run << " " << name;
+      ++compared;
+    }
+    std::printf(
+        "[%s] %d tensors compared, %lld ambiguous pixels skipped for "
+        "certainty\n",
+        run.c_str(),
+        compared,
+        static_cast<long long>(ambiguous.sum().item<int64_t>()));
+    std::fflush(stdout);
+  }
+
+  MatcherConfig config_;
+  RegressionMatcher matcher_{nullptr};
+};
+
+TEST_F(ModelParityTest, RunMain) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/true);
+  CheckRun(dir, "run_main");
+}
+
+TEST_F(ModelParityTest, RunNoUpsample) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/false);
+  CheckRun(dir, "run_noup");
+}
+
+TEST_F(ModelParityTest, RunNormalized) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/true);
+  CheckRun(dir, "run_norm");
+}
+
+// The batched form runs pairs of equal size in one batch and gives each pair's
+// single result.
+TEST_F(ModelParityTest, BatchedMatchesSingle) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/true);
+  const TensorFixture ref = TensorFixture::Load(dir + "/run_main");
+  const torch::Tensor& c = ref.Get("in.coarse");
+  const torch::Tensor& u = ref.Get("in.upsample");
+  // Pairs (A, B) and (B, A).
+  auto A = torch::cat({c.slice(0, 0, 1), c.slice(0, 1, 2)});
+  auto B = torch::cat({c.slice(0, 1, 2), c.slice(0, 0, 1)});
+  auto A_up = torch::cat({u.slice(0, 0, 1), u.slice(0, 1, 2)});
+  auto B_up = torch::cat({u.slice(0, 1, 2), u.slice(0, 0, 1)});
+  const MatchResult batched = matcher_->MatchBatched(A, B, A_up, B_up);
+  ASSERT_EQ(batched.warp.sizes(), (std::vector<int64_t>{2, 80, 320, 4}));
+  ASSERT_EQ(batched.certainty.sizes(), (std::vector<int64_t>{2, 80, 320}));
+  const torch::Tensor ambiguous = ref.Get("final.ambiguous").to(torch::kBool);
+  const Comparison w = Compare(batched.warp[0], ref.Get("final.warp"));
+  const Comparison k =
+      Compare(batched.certainty[0], ref.Get("final.certainty"), ambiguous);
+  std::printf(
+      "[batched] pair 0 warp %.3e, certainty %.3e\n", w.max_err, k.max_err);
+  EXPECT_LE(w.max_err, w.tol);
+  EXPECT_LE(k.max_err, k.tol);
+  // Pair 1 is pair 0 mirrored: its left half is pair 0's right half with the
+  // coordinate pairs swapped.
+  const int64_t W = 160;
+  auto mirrored = torch::cat({batched.warp[1].slice(1, W).slice(2, 2, 4),
+                              batched.warp[1].slice(1, W).slice(2, 0, 2)},
+                             2);
+  const Comparison m = Compare(mirrored, ref.Get("final.warp").slice(1, 0, W));
+  std::printf("[batched] pair 1 (mirrored) warp %.3e\n", m.max_err);
+  EXPECT_LE(m.max_err, m.tol);
+}
+
+// The Cholesky option of the GP stays within tolerance of the reference's
+// matrix inverse.
+TEST(ModelParityGp, CholeskyWithinTolerance) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  const MatcherConfig config = LoadFixtureConfig(dir + "/config.json");
+  const TensorFixture weights = TensorFixture::Load(dir + "/weights_matcher");
+  const TensorFixture ref = TensorFixture::Load(dir + "/run_main");
+  for (bool cholesky : {false, true}) {
+    GpConfig gp_config = config.gp;
+    gp_config.use_cholesky = cholesky;
+    Gp gp(gp_config);
+    {
+      torch::NoGradGuard no_grad;
+      gp->named_parameters()["pos_conv.weight"].copy_(
+          weights.Get("decoder.gps.16.pos_conv.weight"));
+      gp->named_parameters()["pos_conv.bias"].copy_(
+          weights.Get("decoder.gps.16.pos_conv.bias"));
+    }
+    // Symmetric batch: the support of pair i is the query of the other one.
+    const torch::Tensor& q = ref.Get("p1.s16.proj_q");
+    const torch::Tensor s = torch::cat({q.slice(0, 1, 2), q.slice(0, 0, 1)});
+    torch::NoGradGuard no_grad;
+    const Comparison c = Compare(gp(q, s), ref.Get("p1.s16.gp_posterior"));
+    std::printf("[gp %s] gp_posterior max|err| %.3e (tol %.3e)\n",
+                cholesky ? "cholesky" : "inverse",
+                c.max_err,
+                c.tol);
+    EXPECT_LE(c.max_err, c.tol);
+  }
+}
+
+}  // namespace
+}  // namespace l2m

@@ -1,0 +1,206 @@
+#include "l2m_core/model/regression_matcher.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+namespace l2m {
+namespace {
+
+torch::Tensor Resize(const torch::Tensor& t, int64_t h, int64_t w) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(t,
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{h, w})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));
+}
+
+void CheckPair(const torch::Tensor& a,
+               const torch::Tensor& b,
+               const char* what) {
+  if (!a.defined() || !b.defined() || a.dim() != 4 || a.size(1) != 3 ||
+      a.sizes() != b.sizes()) {
+    throw std::invalid_argument(
+        std::string("RegressionMatcher: ") + what +
+        " images must be (B, 3, H, W) tensors of equal size");
+  }
+}
+
+}  // namespace
+
+CnnAndDinov2Impl::CnnAndDinov2Impl(const MatcherConfig& config) {
+  cnn_ = register_module("cnn", Vgg19(config.vgg));
+  dino_ = DinoVisionTransformer(config.dino);
+}
+
+FeaturePyramid CnnAndDinov2Impl::forward(const torch::Tensor& x,
+                                         bool upsample) {
+  FeaturePyramid pyramid = cnn_(x);
+  if (!upsample) pyramid[16] = dino_(x);
+  return pyramid;
+}
+
+void CnnAndDinov2Impl::to(torch::Device device,
+                          torch::Dtype dtype,
+                          bool non_blocking) {
+  torch::nn::Module::to(device, dtype, non_blocking);
+  dino_->to(device, dtype, non_blocking);
+}
+
+void CnnAndDinov2Impl::to(torch::Dtype dtype, bool non_blocking) {
+  torch::nn::Module::to(dtype, non_blocking);
+  dino_->to(dtype, non_blocking);
+}
+
+void CnnAndDinov2Impl::to(torch::Device device, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+  dino_->to(device, non_blocking);
+}
+
+void CnnAndDinov2Impl::train(bool on) {
+  torch::nn::Module::train(on);
+  dino_->train(on);
+}
+
+RegressionMatcherImpl::RegressionMatcherImpl(const MatcherConfig& config)
+    : config_(config) {
+  config_.Check();
+  encoder_ = register_module("encoder", CnnAndDinov2(config_));
+  decoder_ = register_module("decoder", Decoder(config_));
+}
+
+Correspondences RegressionMatcherImpl::Forward(const torch::Tensor& im_A,
+                                               const torch::Tensor& im_B,
+                                               bool upsample,
+                                               const ScaleEstimate* init,
+                                               double scale_factor,
+                                               ModelTrace* trace) {
+  FeaturePyramid pyramid =
+      encoder_->forward(torch::cat({im_A, im_B}, 0), upsample);
+  if (trace != nullptr) {
+    for (const auto& [s, f] : pyramid) {
+      trace->Put(s == 16 ? "enc.dino16" : "enc.vgg" + std::to_string(s), f);
+    }
+  }
+  FeaturePyramid f_q, f_s;
+  for (const auto& [s, f] : pyramid) {
+    auto halves = f.chunk(2, 0);
+    if (config_.symmetric) {
+      f_q[s] = f;
+      f_s[s] = torch::cat({halves[1], halves[0]}, 0);
+    } else {
+      f_q[s] = halves[0];
+      f_s[s] = halves[1];
+    }
+  }
+  return decoder_->forward(f_q, f_s, upsample, init, scale_factor, trace);
+}
+
+MatchResult RegressionMatcherImpl::MatchBatched(
+    const torch::Tensor& im_A_coarse,
+    const torch::Tensor& im_B_coarse,
+    const torch::Tensor& im_A_up,
+    const torch::Tensor& im_B_up,
+    ModelTrace* trace) {
+  torch::NoGradGuard no_grad;
+  CheckPair(im_A_coarse, im_B_coarse, "coarse");
+  // Scale factors follow the actual input sizes (= the config's in normal use).
+  MatcherConfig sizes = config_;
+  sizes.coarse_h = im_A_coarse.size(2);
+  sizes.coarse_w = im_A_coarse.size(3);
+  if (config_.upsample_preds) {
+    CheckPair(im_A_up, im_B_up, "upsample");
+    sizes.upsample_h = im_A_up.size(2);
+    sizes.upsample_w = im_A_up.size(3);
+  }
+  const std::string prefix = trace != nullptr ? trace->prefix : "";
+  auto set_prefix = [&](const char* p) {
+    if (trace != nullptr) trace->prefix = prefix + p;
+  };
+
+  set_prefix("p1.");
+  Correspondences coarse = Forward(im_A_coarse,
+                                   im_B_coarse,
+                                   /*upsample=*/false,
+                                   nullptr,
+                                   sizes.ScaleFactorCoarse(),
+                                   trace);
+  int64_t hs = sizes.coarse_h, ws = sizes.coarse_w;
+  if (config_.upsample_preds) {
+    hs = sizes.upsample_h;
+    ws = sizes.upsample_w;
+  }
+  torch::Tensor attenuation;
+  if (config_.attenuate_cert) {
+    // Low-resolution certainty logits are trusted where negative: 0.5·low where
+    // low < 0.
+    auto low = Resize(coarse.at(config_.gp_scale).certainty, hs, ws);
+    attenuation = 0.5 * low * (low < 0);
+  }
+  ScaleEstimate finest = coarse.at(1);
+  if (config_.upsample_preds) {
+    set_prefix("p2.");
+    Correspondences fine = Forward(im_A_up,
+                                   im_B_up,
+                                   /*upsample=*/true,
+                                   &finest,
+                                   sizes.ScaleFactorUpsample(),
+                                   trace);
+    finest = fine.at(1);
+  }
+  set_prefix("final.");
+  if (attenuation.defined()) TracePut(trace, "attenuation", attenuation);
+  if (trace != nullptr) trace->prefix = prefix;
+
+  torch::Tensor flow = finest.flow;
+  torch::Tensor certainty =
+      attenuation.defined() ? finest.certainty - attenuation : finest.certainty;
+  if (flow.size(2) != hs || flow.size(3) != ws) {
+    flow = Resize(flow, hs, ws);
+    certainty = Resize(certainty, hs, ws);
+  }
+  flow = flow.permute({0, 2, 3, 1});  // (N, hs, ws, 2)
+  const int64_t N = flow.size(0);
+  auto coords = IdentityGrid(hs, ws, flow.options())
+                    .permute({0, 2, 3, 1})
+                    .expand({N, hs, ws, 2});
+  certainty = certainty.sigmoid();
+  auto wrong = (flow.abs() > 1).sum(-1) > 0;  // (N, hs, ws)
+  certainty = certainty.masked_fill(wrong.unsqueeze(1), 0);
+  flow = flow.clamp(-1, 1);
+
+  MatchResult result;
+  if (config_.symmetric) {
+    auto flows = flow.chunk(2, 0);  // A→B, B→A
+    auto grids = coords.chunk(2, 0);
+    auto q_warp = torch::cat({grids[0], flows[0]}, -1);
+    auto s_warp = torch::cat({flows[1], grids[1]}, -1);
+    result.warp = torch::cat({q_warp, s_warp}, 2);
+    auto certs = certainty.chunk(2, 0);
+    result.certainty = torch::cat({certs[0], certs[1]}, 3).select(1, 0);
+  } else {
+    result.warp = torch::cat({coords, flow}, -1);
+    result.certainty = certainty.select(1, 0);
+  }
+  return result;
+}
+
+MatchResult RegressionMatcherImpl::Match(const torch::Tensor& im_A_coarse,
+                                         const torch::Tensor& im_B_coarse,
+                                         const torch::Tensor& im_A_up,
+                                         const torch::Tensor& im_B_up,
+                                         ModelTrace* trace) {
+  if (im_A_coarse.dim() != 4 || im_A_coarse.size(0) != 1) {
+    throw std::invalid_argument(
+        "RegressionMatcher::Match takes one pair (1, 3, H, W); use "
+        "MatchBatched");
+  }
+  MatchResult r =
+      MatchBatched(im_A_coarse, im_B_coarse, im_A_up, im_B_up, trace);
+  r.warp = r.warp[0];
+  r.certainty = r.certainty[0];
+  return r;
+}
+
+}  // namespace l2m

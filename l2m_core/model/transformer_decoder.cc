@@ -1,0 +1,64 @@
+#include "l2m_core/model/transformer_decoder.h"
+
+#include "l2m_core/model/vit_block.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace l2m {
+
+TransformerDecoderImpl::TransformerDecoderImpl(
+    const TransformerDecoderConfig& config)
+    : config_(config) {
+  blocks_ = register_module("blocks", torch::nn::Sequential());
+  VitBlockOptions options;
+  options.dim = config.dim;
+  options.num_heads = config.num_heads;
+  options.mlp_ratio = config.mlp_ratio;
+  options.qkv_bias = false;
+  options.layernorm_eps = config.layernorm_eps;
+  options.init_values = 0.0;  // no LayerScale
+  for (int i = 0; i < config.num_blocks; ++i)
+    blocks_->push_back(VitBlock(options));
+  to_out_ =
+      register_module("to_out", torch::nn::Linear(config.dim, config.OutDim()));
+}
+
+CoarseMatch TransformerDecoderImpl::forward(const torch::Tensor& gp_posterior,
+                                            const torch::Tensor& features) {
+  // Under CUDA autocast the fp32 GP output meets fp16 features; cat needs one
+  // dtype.
+  auto x = torch::cat({gp_posterior.to(features.scalar_type()), features}, 1);
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto tokens = x.reshape({B, C, H * W}).permute({0, 2, 1});
+  auto out = to_out_(blocks_->forward(tokens));
+  out = out.permute({0, 2, 1}).reshape({B, config_.OutDim(), H, W});
+  const int64_t n = config_.OutDim() - 1;
+  return {out.slice(1, 0, n), out.slice(1, n)};
+}
+
+torch::Tensor ClsToFlowRefine(const torch::Tensor& cls_logits) {
+  const int64_t C = cls_logits.size(1);
+  const int64_t res = std::llround(std::sqrt(static_cast<double>(C)));
+  const auto opts = cls_logits.options();
+  auto lin = torch::linspace(-1 + 1.0 / res, 1 - 1.0 / res, res, opts);
+  auto g = torch::meshgrid({lin, lin}, "ij");
+  auto G = torch::stack({g[1], g[0]}, -1).reshape({C, 2});  // anchor k → (x, y)
+  auto prob = cls_logits.softmax(1);
+  auto mode = std::get<1>(prob.max(1));  // (B, H, W)
+  auto index =
+      torch::stack({mode - 1, mode, mode + 1, mode - res, mode + res}, 1)
+          .clamp(0, C - 1);
+  auto neighbours =
+      torch::gather(prob, 1, index).unsqueeze(-1);  // (B, 5, H, W, 1)
+  auto anchors = G.index({index});                  // (B, 5, H, W, 2)
+  // Sum in the reference's order (n0·G0 + n1·G1 + ...).
+  auto flow = neighbours.select(1, 0) * anchors.select(1, 0);
+  for (int k = 1; k < 5; ++k)
+    flow = flow + neighbours.select(1, k) * anchors.select(1, k);
+  flow = flow / neighbours.sum(1);
+  return flow.permute({0, 3, 1, 2});
+}
+
+}  // namespace l2m

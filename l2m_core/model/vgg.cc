@@ -1,0 +1,55 @@
+#include "l2m_core/model/vgg.h"
+
+#include <torch/torch.h>
+
+namespace l2m {
+
+Vgg19Impl::Vgg19Impl(const VggConfig& config) {
+  layers_ = register_module("layers", torch::nn::ModuleList());
+  int in = 3;
+  auto add = [&](std::shared_ptr<torch::nn::Module> m, bool pool) {
+    if (static_cast<int>(is_pool_.size()) >= config.num_layers) return;
+    layers_->push_back(m);
+    is_pool_.push_back(pool);
+  };
+  for (int v : config.cfg) {
+    if (v == VggConfig::kVggMaxPool) {
+      add(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2).stride(2)).ptr(),
+          true);
+    } else {
+      add(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, v, 3).padding(1))
+              .ptr(),
+          false);
+      add(torch::nn::BatchNorm2d(v).ptr(), false);
+      add(torch::nn::ReLU(torch::nn::ReLUOptions(true)).ptr(), false);
+      in = v;
+    }
+  }
+}
+
+FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
+  FeaturePyramid feats;
+  torch::Tensor x = input;
+  int scale = 1;
+  const size_t n = layers_->size();
+  for (size_t i = 0; i < n; ++i) {
+    if (is_pool_[i]) {
+      feats[scale] = x;
+      scale *= 2;
+      // The reference also runs the last pool and discards its output.
+      if (i + 1 == n) break;
+    }
+    if (auto* conv = layers_[i]->as<torch::nn::Conv2dImpl>()) {
+      x = conv->forward(x);
+    } else if (auto* bn = layers_[i]->as<torch::nn::BatchNorm2dImpl>()) {
+      x = bn->forward(x);
+    } else if (auto* relu = layers_[i]->as<torch::nn::ReLUImpl>()) {
+      x = relu->forward(x);
+    } else if (auto* pool = layers_[i]->as<torch::nn::MaxPool2dImpl>()) {
+      x = pool->forward(x);
+    }
+  }
+  return feats;
+}
+
+}  // namespace l2m

@@ -1,0 +1,30 @@
+#pragma once
+
+#include "l2m_core/model/config.h"
+#include "l2m_core/model/model_util.h"
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+// VGG19-BN features[:40] (torchvision layout) as a ModuleList named `layers`,
+// so the keys are layers.{0,3,7,...}.{weight,bias} (convs) and
+// layers.{1,4,...}.* (BatchNorms).
+
+namespace l2m {
+
+class Vgg19Impl : public torch::nn::Module {
+ public:
+  explicit Vgg19Impl(const VggConfig& config);
+
+  // The activation entering each MaxPool: {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4:
+  // ..., 8: ...}.
+  FeaturePyramid forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::ModuleList layers_{nullptr};
+  std::vector<bool> is_pool_;
+};
+TORCH_MODULE(Vgg19);
+
+}  // namespace l2m

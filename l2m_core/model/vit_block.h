@@ -1,0 +1,79 @@
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+// Pre-norm transformer block of DINOv2 (layers/block.py), shared by the DINOv2
+// encoder and RoMa's transformer decoder: x += ls1(attn(norm1(x))); x +=
+// ls2(mlp(norm2(x))).
+
+namespace l2m {
+
+struct VitBlockOptions {
+  int dim = 0;
+  int num_heads = 0;
+  double mlp_ratio = 4.0;
+  bool qkv_bias = true;
+  bool proj_bias = true;
+  bool ffn_bias = true;
+  double layernorm_eps = 1e-6;
+  double init_values =
+      0.0;  // > 0: LayerScale ls1/ls2 (DINOv2); otherwise none.
+};
+
+// Multi-head self-attention, plain softmax(q·scale·kᵀ)·v (MemEffAttention
+// without xformers).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int dim, int num_heads, bool qkv_bias, bool proj_bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int num_heads_;
+  double scale_;
+  torch::nn::Linear qkv_{nullptr};
+  torch::nn::Linear proj_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// fc1 → GELU (exact) → fc2.
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int dim, int hidden, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr};
+  torch::nn::Linear fc2_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Per-channel scale `gamma`.
+class LayerScaleImpl : public torch::nn::Module {
+ public:
+  LayerScaleImpl(int dim, double init_values);
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma_; }
+
+ private:
+  torch::Tensor gamma_;
+};
+TORCH_MODULE(LayerScale);
+
+class VitBlockImpl : public torch::nn::Module {
+ public:
+  explicit VitBlockImpl(const VitBlockOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::LayerNorm norm1_{nullptr};
+  Attention attn_{nullptr};
+  LayerScale ls1_{nullptr};
+  torch::nn::LayerNorm norm2_{nullptr};
+  Mlp mlp_{nullptr};
+  LayerScale ls2_{nullptr};
+};
+TORCH_MODULE(VitBlock);
+
+}  // namespace l2m
