@@ -145,6 +145,10 @@ void AddMapperOptions(OptionManager* m, MapperOptions* o) {
          "Pairs with fewer verified matches are ignored.");
   m->AddBool(
       "Mapper.extract_colors", &o->extract_colors, "Colour the 3D points.");
+  m->Add("Mapper.init_min_tri_angle",
+         &o->init_min_tri_angle,
+         "Smallest triangulation angle of the initial pair (degrees); lower it "
+         "for video.");
   m->AddBool("Mapper.tri_ignore_two_view_tracks",
              &o->tri_ignore_two_view_tracks,
              "COLMAP's default; 0 keeps two-view tracks.");
@@ -295,6 +299,8 @@ ReconstructionReport RunReconstruction(const std::string& image_path,
   mapper["num_threads"] = std::to_string(options.mapper.num_threads);
   mapper["min_num_matches"] = std::to_string(options.mapper.min_num_matches);
   mapper["extract_colors"] = options.mapper.extract_colors ? "1" : "0";
+  mapper["init_min_tri_angle"] =
+      std::to_string(options.mapper.init_min_tri_angle);
   mapper["tri_ignore_two_view_tracks"] =
       options.mapper.tri_ignore_two_view_tracks ? "1" : "0";
   std::vector<std::string> models;

@@ -31,6 +31,9 @@ struct MapperOptions {
   // Keeps tracks seen by two images only (COLMAP's default drops them when
   // triangulating; they are the whole point of a naive dense export).
   bool tri_ignore_two_view_tracks = true;
+  // Smallest triangulation angle of the initial pair (degrees; COLMAP: 16).
+  // Small-baseline sequences (video) need less.
+  double init_min_tri_angle = 16;
 };
 
 // Every option of the pipeline, by section.
