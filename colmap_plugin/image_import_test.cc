@@ -3,9 +3,11 @@
 #include "tests/test_utils.h"
 
 #include <gtest/gtest.h>
+#include <libexif/exif-data.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 namespace l2m {
 namespace {
@@ -68,6 +70,85 @@ TEST(ImageImport, OneCameraPerImageAndModels) {
   options.camera_model = "FISHEYE_9000";
   EXPECT_THROW(ImportImages(dir.File("images"), options, &db),
                std::invalid_argument);
+}
+
+// A JPEG with an EXIF APP1 segment carrying the given focal tags.
+void WriteJpegWithExif(const std::string& path,
+                       int w,
+                       int h,
+                       int f35,
+                       double f_mm,
+                       double plane_res) {
+  cv::Mat im(h, w, CV_8UC3, cv::Scalar(90, 120, 150));
+  std::vector<uchar> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", im, jpeg));
+  ExifData* exif = exif_data_new();
+  exif_data_set_byte_order(exif, EXIF_BYTE_ORDER_INTEL);
+  auto add = [&](ExifIfd ifd, ExifTag tag) {
+    ExifEntry* e = exif_entry_new();
+    exif_content_add_entry(exif->ifd[ifd], e);
+    exif_entry_initialize(e, tag);
+    exif_entry_unref(e);
+    return e;
+  };
+  if (f35 > 0)
+    exif_set_short(add(EXIF_IFD_EXIF, EXIF_TAG_FOCAL_LENGTH_IN_35MM_FILM)->data,
+                   EXIF_BYTE_ORDER_INTEL,
+                   f35);
+  if (f_mm > 0) {
+    ExifEntry* fl = add(EXIF_IFD_EXIF, EXIF_TAG_FOCAL_LENGTH);
+    exif_set_rational(fl->data,
+                      EXIF_BYTE_ORDER_INTEL,
+                      {static_cast<ExifLong>(f_mm * 100), 100});
+    ExifEntry* res = add(EXIF_IFD_EXIF, EXIF_TAG_FOCAL_PLANE_X_RESOLUTION);
+    exif_set_rational(res->data,
+                      EXIF_BYTE_ORDER_INTEL,
+                      {static_cast<ExifLong>(plane_res * 100), 100});
+    exif_set_short(
+        add(EXIF_IFD_EXIF, EXIF_TAG_FOCAL_PLANE_RESOLUTION_UNIT)->data,
+        EXIF_BYTE_ORDER_INTEL,
+        4);  // mm
+  }
+  unsigned char* data = nullptr;
+  unsigned int size = 0;
+  exif_data_save_data(exif, &data, &size);
+  exif_data_unref(exif);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(jpeg.data()), 2);  // SOI
+  const unsigned len = size + 2;
+  const unsigned char app1[4] = {0xFF,
+                                 0xE1,
+                                 static_cast<unsigned char>(len >> 8),
+                                 static_cast<unsigned char>(len & 0xFF)};
+  out.write(reinterpret_cast<const char*>(app1), 4);
+  out.write(reinterpret_cast<const char*>(data), size);
+  out.write(reinterpret_cast<const char*>(jpeg.data() + 2), jpeg.size() - 2);
+  free(data);
+}
+
+TEST(ImageImport, ExifFocalLength) {
+  test::TempDir dir;
+  // 35 mm equivalent 36 mm on a 400x300 image: f = 36/36 * 400.
+  WriteJpegWithExif(dir.File("a.jpg"), 400, 300, 36, 0, 0);
+  FocalFromExif f = ReadExifFocal(dir.File("a.jpg"), 400, 300);
+  EXPECT_NEAR(f.focal_px, 400, 1e-6);
+  EXPECT_EQ(f.source, "exif_35mm");
+  // 4.5 mm lens, 200 px per mm on the sensor: f = 900 px.
+  WriteJpegWithExif(dir.File("b.jpg"), 400, 300, 0, 4.5, 200);
+  f = ReadExifFocal(dir.File("b.jpg"), 400, 300);
+  EXPECT_NEAR(f.focal_px, 900, 1e-6);
+  EXPECT_EQ(f.source, "exif_focal_plane");
+  // The importer uses it and marks the camera as having a focal prior.
+  std::filesystem::create_directories(dir.File("images"));
+  std::filesystem::copy(dir.File("b.jpg"), dir.File("images/b.jpg"));
+  Database db(dir.File("db.db"), Database::Mode::kCreate);
+  const ImageImportSummary s = ImportImages(dir.File("images"), {}, &db);
+  EXPECT_EQ(s.num_exif_focal, 1);
+  EXPECT_NEAR(db.ReadAllCameras()[0].params[0], 900, 1e-6);
+  EXPECT_TRUE(db.ReadAllCameras()[0].prior_focal_length);
+  // No EXIF at all.
+  WriteImage(dir.File("c.png"), 50, 40);
+  EXPECT_EQ(ReadExifFocal(dir.File("c.png"), 50, 40).focal_px, 0);
 }
 
 TEST(ImageImport, ExifFocalOfRealPhotos) {
