@@ -33,7 +33,7 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
       auto window =
           F::grid_sample(feature1, coords + offset, sample);  // (B, C, h, w)
       corr.select(1, iy * n + ix)
-          .copy_((f0 * window.to(f0.scalar_type())).sum(1));
+          .copy_((f0 * window).sum(1));
     }
   }
   return corr;
