@@ -1,0 +1,27 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace l2m {
+
+// The matcher's input transform (RoMa/L2M `get_tuple_transform_ops`): PIL
+// bicubic resize to (h, w) (stretched, no aspect keep), then /255 in float32,
+// then optionally ImageNet mean/std. Returns a contiguous float32 CPU tensor
+// of shape (1, 3, h, w).
+//
+// `rgb` is an 8-bit HWC RGB image: a uint8 tensor of shape (H, W, 3) (any
+// strides, CPU), or a raw buffer of src_h * src_w * 3 bytes.
+at::Tensor PreprocessForMatcher(const at::Tensor& rgb,
+                                int h,
+                                int w,
+                                bool normalize);
+at::Tensor PreprocessForMatcher(
+    const uint8_t* rgb, int src_h, int src_w, int h, int w, bool normalize);
+
+// PIL-exact bicubic resize of a uint8 (H, W, C) tensor, C in 1..4; returns a
+// contiguous uint8 (h, w, C) tensor. See ResizeBicubicPil in resize.h.
+at::Tensor ResizeBicubicPil(const at::Tensor& image_hwc, int h, int w);
+
+}  // namespace l2m
