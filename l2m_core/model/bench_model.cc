@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const std::string preset = argc > 2 ? argv[2] : "l2m_560";
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 1;
+  // Line-buffered so a run cut short by a timeout still reports its stages.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   // LibTorch defaults to one thread here (PLATFORM.md): set it explicitly.
   at::set_num_threads(threads);
   torch::NoGradGuard no_grad;
@@ -46,6 +48,13 @@ int main(int argc, char** argv) {
   auto b = torch::rand({1, 3, config.coarse_h, config.coarse_w});
   auto a_up = torch::rand({1, 3, config.upsample_h, config.upsample_w});
   auto b_up = torch::rand({1, 3, config.upsample_h, config.upsample_w});
+  // Stage timings of the coarse encoder (the largest single cost on the CPU).
+  t0 = std::chrono::steady_clock::now();
+  matcher->dino()->forward(torch::cat({a, b}));
+  std::printf("DINOv2 on the coarse pair: %.2f s\n", Seconds(t0));
+  t0 = std::chrono::steady_clock::now();
+  matcher->encoder()->forward(torch::cat({a_up, b_up}), /*upsample=*/true);
+  std::printf("VGG19-BN on the upsample pair: %.2f s\n", Seconds(t0));
   for (int i = 0; i < repeats; ++i) {
     t0 = std::chrono::steady_clock::now();
     const l2m::MatchResult r = matcher->Match(a, b, a_up, b_up);

@@ -24,10 +24,11 @@ class ConvRefinerImpl : public torch::nn::Module {
  public:
   explicit ConvRefinerImpl(const ConvRefinerConfig& config);
 
-  // x: projected query features (B, C, h, w); y: projected support features (B,
-  // C, h', w'); flow: current warp (B, 2, h, w) in normalised coords;
-  // scale_factor scales the displacement embedding (40/32 · scale_factor ·
-  // (flow − grid)).
+  // x: projected query features (B, C, h, w);
+  // y: projected support features (B, C, h', w');
+  // flow: current warp (B, 2, h, w) in normalised coords;
+  // scale_factor scales the displacement embedding:
+  //   disp_emb(40/32 · scale_factor · (flow − grid)).
   Refinement forward(const torch::Tensor& x,
                      const torch::Tensor& y,
                      const torch::Tensor& flow,

@@ -11,9 +11,9 @@
 #include <map>
 
 // RoMa's coarse-to-fine Decoder: at scale 16 the GP + transformer classifier
-// give the initial warp and certainty; every scale's ConvRefiner then adds flow
-// += s·(dx/(4·W1), dy/(4·H1)) and certainty += delta (logits), with bilinear
-// upsampling between scales. Keys: embedding_decoder.*, gps.16.*,
+// give the initial warp and certainty; every scale's ConvRefiner then adds
+//   flow += s·(dx/(4·W1), dy/(4·H1)),  certainty += delta (logits),
+// with bilinear upsampling between scales. Keys: embedding_decoder.*, gps.16.*,
 // proj.{s}.{0,1}.*, conv_refiner.{s}.*.
 
 namespace l2m {

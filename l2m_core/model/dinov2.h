@@ -31,8 +31,8 @@ class DinoVisionTransformerImpl : public torch::nn::Module {
  public:
   explicit DinoVisionTransformerImpl(const DinoConfig& config);
 
-  // x_norm_patchtokens of the last block (after the final LayerNorm) as (B, C,
-  // H/p, W/p). H and W must be multiples of the patch size.
+  // x_norm_patchtokens of the last block (after the final LayerNorm) as
+  // (B, C, H/p, W/p). H and W must be multiples of the patch size.
   torch::Tensor forward(const torch::Tensor& x);
 
   const DinoConfig& config() const { return config_; }

@@ -17,8 +17,8 @@ class GpImpl : public torch::nn::Module {
   explicit GpImpl(const GpConfig& config);
 
   // x: query features (B, C, h1, w1), y: support features (B, C, h2, w2).
-  // Returns the posterior mean of cos(8π·pos_conv(grid_y)) at x: (B, gp_dim,
-  // h1, w1).
+  // Returns the posterior mean of cos(8π·pos_conv(grid_y)) at x:
+  // (B, gp_dim, h1, w1).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& y);
 
  private:

@@ -32,8 +32,7 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
       auto offset = torch::stack({lin_x[ix], lin_y[iy]});
       auto window =
           F::grid_sample(feature1, coords + offset, sample);  // (B, C, h, w)
-      corr.select(1, iy * n + ix)
-          .copy_((f0 * window).sum(1));
+      corr.select(1, iy * n + ix).copy_((f0 * window).sum(1));
     }
   }
   return corr;

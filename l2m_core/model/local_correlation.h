@@ -9,8 +9,9 @@ namespace l2m {
 // f1(flow[b,:,i,j] + offset_k), where f1(·) is bilinear grid_sample (zeros
 // padding, align_corners=False) and offset k = iy·(2r+1) + ix is (lin_w[ix],
 // lin_h[iy]), lin_n = linspace(−2r/n, 2r/n, 2r+1) (one pixel steps at the
-// query's size (h, w)). feature0 (B, C, h, w), feature1 (B, C, h', w'), flow
-// (B, 2, h, w) → (B, (2r+1)², h, w).
+// query's size (h, w)).
+// feature0 (B, C, h, w), feature1 (B, C, h', w'), flow (B, 2, h, w)
+//   → (B, (2r+1)², h, w).
 at::Tensor LocalCorrelation(const at::Tensor& feature0,
                             const at::Tensor& feature1,
                             int radius,

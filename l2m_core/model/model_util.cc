@@ -1,8 +1,15 @@
 #include "l2m_core/model/model_util.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 namespace l2m {
+
+AutocastOff::AutocastOff() : was_enabled_(at::autocast::is_enabled()) {
+  at::autocast::set_enabled(false);
+}
+
+AutocastOff::~AutocastOff() { at::autocast::set_enabled(was_enabled_); }
 
 at::Tensor IdentityGrid(int64_t h,
                         int64_t w,

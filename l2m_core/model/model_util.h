@@ -1,7 +1,7 @@
 #pragma once
 
-#include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
 
 #include <map>
 #include <string>
@@ -10,13 +10,13 @@
 
 namespace l2m {
 
-// Feature maps by scale (1, 2, 4, 8 from VGG; 16 from DINOv2), each (B, C, H/s,
-// W/s).
+// Feature maps by scale (1, 2, 4, 8 from VGG; 16 from DINOv2),
+// each (B, C, H/s, W/s).
 using FeaturePyramid = std::map<int, at::Tensor>;
 
 // Optional record of intermediate tensors under the fixture's names
-// ("p1.s16.gp_posterior",
-// ...), for parity tests and debugging. Modules take a nullable pointer.
+// ("p1.s16.gp_posterior", ...), for parity tests and debugging. Modules take a
+// nullable pointer.
 struct ModelTrace {
   std::string prefix;
   std::map<std::string, at::Tensor> tensors;
@@ -35,10 +35,8 @@ inline void TracePut(ModelTrace* trace,
 // in fp32, as in the reference.
 class AutocastOff {
  public:
-  AutocastOff() : was_enabled_(at::autocast::is_enabled()) {
-    at::autocast::set_enabled(false);
-  }
-  ~AutocastOff() { at::autocast::set_enabled(was_enabled_); }
+  AutocastOff();
+  ~AutocastOff();
   AutocastOff(const AutocastOff&) = delete;
   AutocastOff& operator=(const AutocastOff&) = delete;
 

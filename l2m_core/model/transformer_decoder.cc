@@ -29,7 +29,8 @@ CoarseMatch TransformerDecoderImpl::forward(const torch::Tensor& gp_posterior,
                                             const torch::Tensor& features) {
   // Under CUDA autocast the fp32 GP output meets fp16 features; cat needs one
   // dtype.
-  const auto dtype = torch::promote_types(gp_posterior.scalar_type(), features.scalar_type());
+  const auto dtype =
+      torch::promote_types(gp_posterior.scalar_type(), features.scalar_type());
   auto x = torch::cat({gp_posterior.to(dtype), features.to(dtype)}, 1);
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto tokens = x.reshape({B, C, H * W}).permute({0, 2, 1});

@@ -17,8 +17,8 @@ class Vgg19Impl : public torch::nn::Module {
  public:
   explicit Vgg19Impl(const VggConfig& config);
 
-  // The activation entering each MaxPool: {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4:
-  // ..., 8: ...}.
+  // The activation entering each MaxPool:
+  // {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4: ..., 8: ...}.
   FeaturePyramid forward(const torch::Tensor& x);
 
  private:

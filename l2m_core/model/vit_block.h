@@ -6,8 +6,8 @@
 #include <torch/nn/pimpl.h>
 
 // Pre-norm transformer block of DINOv2 (layers/block.py), shared by the DINOv2
-// encoder and RoMa's transformer decoder: x += ls1(attn(norm1(x))); x +=
-// ls2(mlp(norm2(x))).
+// encoder and RoMa's transformer decoder:
+//   x += ls1(attn(norm1(x)));  x += ls2(mlp(norm2(x))).
 
 namespace l2m {
 
