@@ -332,7 +332,9 @@ class Interpreter {
     }
     const int64_t base = slice.byte_offset / itemsize;
     at::Tensor t = at::empty({0}, at::TensorOptions().dtype(dtype));
-    t.set_(slice.storage, base + offset, sizes, strides);
+    // An empty tensor touches no memory; its offset is irrelevant and is not
+    // passed on, so no size arithmetic in set_ can overflow.
+    t.set_(slice.storage, numel > 0 ? base + offset : 0, sizes, strides);
     return t;
   }
 
@@ -537,8 +539,12 @@ StateDict ReadZip(std::shared_ptr<caffe2::serialize::ReadAdapterInterface> in,
     }
   }
   auto [pkl, pkl_size] = GetRecord(*reader, "data.pkl");
-  const PickleTree tree =
-      ParsePickle(pkl.get(), pkl_size, nullptr, options.pickle);
+  PickleTree tree;
+  try {
+    tree = ParsePickle(pkl.get(), pkl_size, nullptr, options.pickle);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("record 'data.pkl': ") + e.what());
+  }
   const auto load = [&](const StorageRecord& r) {
     const std::string name = "data/" + r.key;
     if (!reader->hasRecord(name)) {
@@ -694,10 +700,12 @@ Container Sniff(const uint8_t* head, size_t n, uint64_t file_size) {
       head[3] == 4) {
     return Container::kZip;
   }
+  // Before the pickle check: a safetensors header length such as 0x280 also
+  // starts with 0x80 0x02, but only safetensors has '{' at byte 8.
+  if (LooksLikeSafetensors(head, n, file_size)) return Container::kSafetensors;
   if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) {
     return Container::kLegacy;
   }
-  if (LooksLikeSafetensors(head, n, file_size)) return Container::kSafetensors;
   if (n >= 262 && std::memcmp(head + 257, "ustar", 5) == 0) {
     return Container::kTar;
   }

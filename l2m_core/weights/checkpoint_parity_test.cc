@@ -2,12 +2,15 @@
 
 #include "l2m_core/weights/checkpoint.h"
 #include "l2m_core/weights/key_list.h"
+#include "l2m_core/weights/model_cache.h"
+#include "l2m_core/weights/safetensors.h"
 #include "tests/test_utils.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <caffe2/serialize/inline_container.h>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -184,6 +187,96 @@ TEST(CheckpointParity, SmallMatcherKeysAreFullSizeKeys) {
   const KeyComparison d =
       CompareKeys(ReadKeyList(dir + "keys_dinov2_vitl14.txt"), SpecsOf(dino));
   EXPECT_TRUE(d.unexpected.empty()) << d.ToString(20);
+}
+
+// Protocol-2 pickle of OrderedDict{name: _rebuild_tensor_v2(storage i, ...)}
+// laid out as torch.save(model.state_dict()) writes it.
+std::string StateDictPickle(const std::vector<TensorSpec>& specs) {
+  const auto str = [](const std::string& s) {
+    std::string out = "X";
+    for (int i = 0; i < 4; ++i) {
+      out.push_back(static_cast<char>((s.size() >> (8 * i)) & 0xff));
+    }
+    return out + s;
+  };
+  const auto int32 = [](int64_t v) {
+    std::string out = "J";
+    for (int i = 0; i < 4; ++i) {
+      out.push_back(
+          static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
+    }
+    return out;
+  };
+  std::string p =
+      "\x80\x02"
+      "ccollections\nOrderedDict\n)R(";
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& s = specs[i];
+    int64_t numel = 1;
+    for (int64_t d : s.shape) numel *= d;
+    p += str(s.name) + "ctorch._utils\n_rebuild_tensor_v2\n((" + str("storage");
+    p +=
+        s.dtype == "int64" ? "ctorch\nLongStorage\n" : "ctorch\nFloatStorage\n";
+    p += str(std::to_string(i)) + str("cpu") + int32(numel) + "tQ" + int32(0) +
+         "(";
+    for (int64_t d : s.shape) p += int32(d);
+    p += "t(";
+    int64_t stride = 1;
+    std::vector<int64_t> strides(s.shape.size());
+    for (size_t d = s.shape.size(); d-- > 0;) {
+      strides[d] = stride;
+      stride *= s.shape[d];
+    }
+    for (int64_t st : strides) p += int32(st);
+    p += "t\x89"
+         "ccollections\nOrderedDict\n)Rt"
+         "R";
+  }
+  return p + "u.";
+}
+
+// Run with --gtest_also_run_disabled_tests: writes a 445 MB checkpoint with
+// the full-size RoMa/L2M++ matcher layout and times reading it.
+TEST(CheckpointParity, DISABLED_FullSizeMatcherTiming) {
+  L2M_REQUIRE_SHARED(shared);
+  const auto specs =
+      ReadKeyList(shared + "/fixtures/roma_parity/keys_matcher_full.txt");
+  test::TempDir dir;
+  const std::string path = dir.File("roma_outdoor_like.pth");
+  {
+    caffe2::serialize::PyTorchStreamWriter writer(path);
+    const std::string pickle = StateDictPickle(specs);
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const at::ScalarType dtype = DtypeFromName(specs[i].dtype);
+      const at::Tensor t = dtype == at::kLong
+                               ? at::full(specs[i].shape, 7, at::kLong)
+                               : at::randn(specs[i].shape);
+      writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.nbytes());
+    }
+    writer.writeEndOfFile();
+  }
+  const auto time = [](const char* what, auto&& f) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    std::cout << "[ timing ] " << what << ": " << s << " s\n";
+  };
+  StateDict sd;
+  time("ReadCheckpoint (zip, 603 tensors, 445 MB)",
+       [&] { sd = ReadCheckpoint(path); });
+  sd = StateDict();
+  // Again, now that freed memory can be reused (fresh pages are slow here).
+  time("ReadCheckpoint, second time", [&] { sd = ReadCheckpoint(path); });
+  const KeyComparison c = CompareKeys(specs, SpecsOf(sd));
+  EXPECT_TRUE(c.ok()) << c.ToString(10);
+  ImportSummary summary;
+  time("ImportCheckpointToCache",
+       [&] { summary = ImportCheckpointToCache(path, "roma", dir.path()); });
+  time("ReadSafetensors", [&] { sd = ReadSafetensors(summary.output_path); });
+  EXPECT_EQ(sd.size(), specs.size());
 }
 
 }  // namespace

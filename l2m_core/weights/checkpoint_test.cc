@@ -245,7 +245,8 @@ TEST(Checkpoint, TruncatedAndCorruptFixtures) {
   WriteFile(bad_zip_path, bad_zip);
   ExpectError([&] { ReadCheckpoint(bad_zip_path); },
               {bad_zip_path,
-               "corrupt pickle at byte 1",
+               "data.pkl",
+               "corrupt pickle at byte 0",
                "unsupported pickle protocol 9"});
 
   // A corrupt central directory.

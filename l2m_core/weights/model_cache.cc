@@ -163,4 +163,33 @@ std::vector<CachedModelInfo> ListCachedModels(const std::string& cache_dir) {
   return models;
 }
 
+StateDict ReadModelWeights(const std::string& name_or_path,
+                           const std::string& cache_dir) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(name_or_path, ec)) {
+    return ReadCheckpoint(name_or_path);
+  }
+  bool valid_name = true;
+  try {
+    ValidateModelName(name_or_path);
+  } catch (const std::invalid_argument&) {
+    valid_name = false;
+  }
+  const std::string dir = ResolveDir(cache_dir);
+  const std::string cached = dir + "/" + name_or_path + kSuffix;
+  if (valid_name && std::filesystem::is_regular_file(cached, ec)) {
+    return ReadSafetensors(cached);
+  }
+  std::string names;
+  for (const CachedModelInfo& m : ListCachedModels(dir)) {
+    names += (names.empty() ? "" : ", ") + m.name;
+  }
+  throw std::runtime_error(
+      "no checkpoint file '" + name_or_path +
+      "' and no cached model of that "
+      "name in " +
+      dir + " (cached: " + (names.empty() ? "none" : names) +
+      "; add one with ImportCheckpointToCache / `l2m models import`)");
+}
+
 }  // namespace l2m

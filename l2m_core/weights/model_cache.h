@@ -75,4 +75,10 @@ struct CachedModelInfo {
 std::vector<CachedModelInfo> ListCachedModels(
     const std::string& cache_dir = "");
 
+// Weights for a run: `name_or_path` is a checkpoint file (any format
+// ReadCheckpoint takes) when such a file exists, else the name of a cached
+// model. The error for an unknown name lists the cached models.
+StateDict ReadModelWeights(const std::string& name_or_path,
+                           const std::string& cache_dir = "");
+
 }  // namespace l2m

@@ -80,6 +80,20 @@ TEST(ModelCache, ImportAndList) {
   EXPECT_EQ(models[1].metadata.at("l2m.source_format"), "safetensors");
 
   EXPECT_TRUE(ListCachedModels(dir.File("absent")).empty());
+
+  // By name from the cache, by path, and a clear error otherwise.
+  const StateDict by_name = ReadModelWeights("net", cache);
+  EXPECT_EQ(by_name.format, "safetensors");
+  EXPECT_EQ(by_name.tensors[0].first, "w");
+  EXPECT_EQ(ReadModelWeights(source, cache).tensors[0].first, "w");
+  try {
+    ReadModelWeights("missing_model", cache);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cached: broken, net"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ModelCache, ImportFixtureLightningCheckpoint) {

@@ -185,5 +185,26 @@ TEST(Safetensors, CorruptFilesGiveClearErrors) {
             std::string::npos);
 }
 
+TEST(Safetensors, HeaderLengthThatLooksLikeAPickleIsStillSafetensors) {
+  // A header of 0x280 bytes starts the file with 0x80 0x02, like a pickle.
+  test::TempDir dir;
+  const std::string path = dir.File("m.safetensors");
+  WriteSafetensors(path, {{"a", at::ones({2})}}, {{"pad", ""}});
+  const size_t padded0 = ReadSafetensorsHeader(path).data_offset - 8;
+  ASSERT_LT(padded0, 0x280u);
+  // The unpadded header grows by one byte per pad character and is at most
+  // 7 bytes shorter than the padded one.
+  bool hit = false;
+  for (size_t k = 0x280 - padded0; k <= 0x280 - padded0 + 8 && !hit; ++k) {
+    WriteSafetensors(
+        path, {{"a", at::ones({2})}}, {{"pad", std::string(k, 'x')}});
+    hit = ReadSafetensorsHeader(path).data_offset == 8 + 0x280;
+  }
+  ASSERT_TRUE(hit);
+  const StateDict sd = ReadCheckpoint(path);
+  EXPECT_EQ(sd.format, "safetensors");
+  EXPECT_EQ(sd.size(), 1u);
+}
+
 }  // namespace
 }  // namespace l2m
