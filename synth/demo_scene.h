@@ -23,6 +23,7 @@ struct DemoSceneOptions {
 
 // Writes OUTPUT/images/view_NN.png and OUTPUT/ground_truth/{cameras,images,
 // points3D}.txt (COLMAP text model of the true cameras, no points).
-void WriteDemoScene(const std::string& output_dir, const DemoSceneOptions& options);
+void WriteDemoScene(const std::string& output_dir,
+                    const DemoSceneOptions& options);
 
 }  // namespace l2m

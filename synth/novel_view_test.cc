@@ -1,6 +1,7 @@
 #include "synth/novel_view.h"
 
 #include <Eigen/Geometry>
+#include <Eigen/LU>
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
 
