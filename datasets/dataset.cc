@@ -487,8 +487,8 @@ std::vector<EvalPair> ReadHomographyPairs(const std::string& root) {
 std::vector<EvalPair> ReadScanNet1500(const std::string& test_npz,
                                       const std::string& intrinsics_npz,
                                       const std::string& image_root) {
-  const auto test = ReadNpz(test_npz);
-  const auto intrinsics = ReadNpz(intrinsics_npz);
+  const auto test = ReadNpzArchive(test_npz);
+  const auto intrinsics = ReadNpzArchive(intrinsics_npz);
   const NpyArray& names = NpzArray(test, "name", test_npz);
   const NpyArray& poses = NpzArray(test, "rel_pose", test_npz);
   if (names.shape.size() != 2 || names.shape[1] != 4)
@@ -535,7 +535,7 @@ std::vector<EvalPair> ReadScanNet1500(const std::string& test_npz,
 
 std::vector<EvalPair> ReadMegaDepthSceneInfo(const std::string& npz_path,
                                              const std::string& image_root) {
-  const auto arrays = ReadNpz(npz_path);
+  const auto arrays = ReadNpzArchive(npz_path);
   const PyValue paths =
       PyValue::Array(NpzArray(arrays, "image_paths", npz_path));
   const PyValue intrinsics =

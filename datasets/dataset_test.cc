@@ -176,7 +176,8 @@ TEST_F(SyntheticBenchmarks, MegaDepth1500FormatEndToEnd) {
            PyValue::Float(0.4),
            PyValue::Array(NpyArray::FromInts({1, 2}, {1, 2}))})});
   fs::create_directories(root + "/megadepth_test_1500_scene_info");
-  WriteNpz(root + "/megadepth_test_1500_scene_info/0015_0.1_0.3.npz", info);
+  WriteNpzArchive(root + "/megadepth_test_1500_scene_info/0015_0.1_0.3.npz",
+                  info);
 
   const PairDataset d = CreateDataset("megadepth1500", root);
   ASSERT_EQ(d.pairs.size(), 1u);
@@ -215,11 +216,11 @@ TEST_F(SyntheticBenchmarks, ScanNet1500FormatEndToEnd) {
               root + "/scans_test/scene0707_00/color/585.jpg");
   std::vector<double> rel = Flat44(R_, t_);
   rel.resize(12);
-  WriteNpz(root + "/test.npz",
-           {{"name", NpyArray::FromInts({1, 4}, {707, 0, 15, 585})},
-            {"rel_pose", NpyArray::FromDoubles({1, 3, 4}, rel)}});
-  WriteNpz(root + "/intrinsics.npz",
-           {{"scene0707_00", NpyArray::FromDoubles({3, 3}, Flat(kK))}});
+  WriteNpzArchive(root + "/test.npz",
+                  {{"name", NpyArray::FromInts({1, 4}, {707, 0, 15, 585})},
+                   {"rel_pose", NpyArray::FromDoubles({1, 3, 4}, rel)}});
+  WriteNpzArchive(root + "/intrinsics.npz",
+                  {{"scene0707_00", NpyArray::FromDoubles({3, 3}, Flat(kK))}});
   const PairDataset d = CreateDataset("scannet1500", root);
   ASSERT_EQ(d.pairs.size(), 1u);
   EXPECT_EQ(d.pairs[0].name, "scene0707_00/15-585");

@@ -880,7 +880,7 @@ NpyArray ParseNpy(const std::string& bytes, const std::string& name) {
   return array;
 }
 
-std::string EncodeNpy(const NpyArray& array) {
+std::string EncodeNpyArray(const NpyArray& array) {
   std::string descr;
   if (array.kind == 'O') {
     descr = "|O";

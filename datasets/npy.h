@@ -90,6 +90,6 @@ NpyArray ParseNpy(const std::string& bytes, const std::string& name);
 // Writes the .npy bytes of `array` (format 1.0; object arrays as a protocol-3
 // pickle the way np.save writes them, readable by numpy with
 // allow_pickle=True). Used by tests to build LoFTR-format files.
-std::string EncodeNpy(const NpyArray& array);
+std::string EncodeNpyArray(const NpyArray& array);
 
 }  // namespace l2m

@@ -116,7 +116,7 @@ TEST(Npy, ObjectArraysRoundTripThroughPickles) {
        PyValue::Array(NpyArray::FromInts({1, 2}, {10, 20}))}));
   items.push_back(PyValue::Int(int64_t{1} << 40));
   const NpyArray array = NpyArray::FromObjects({5}, items);
-  const NpyArray back = ParseNpy(EncodeNpy(array), "o.npy");
+  const NpyArray back = ParseNpy(EncodeNpyArray(array), "o.npy");
   ASSERT_EQ(back.kind, 'O');
   ASSERT_EQ(back.objects.size(), 5u);
   EXPECT_EQ(back.objects[0].AsString(), "Undistorted_SfM/0015/images/a.jpg");
@@ -132,10 +132,10 @@ TEST(Npy, ObjectArraysRoundTripThroughPickles) {
 TEST(Npz, RoundTripAndMissingKeys) {
   test::TempDir dir;
   const std::string path = dir.File("x.npz");
-  WriteNpz(path,
-           {{"a", NpyArray::FromDoubles({2}, {1.5, -2})},
-            {"name", NpyArray::FromInts({1, 4}, {707, 0, 15, 585})}});
-  const auto arrays = ReadNpz(path);
+  WriteNpzArchive(path,
+                  {{"a", NpyArray::FromDoubles({2}, {1.5, -2})},
+                   {"name", NpyArray::FromInts({1, 4}, {707, 0, 15, 585})}});
+  const auto arrays = ReadNpzArchive(path);
   ASSERT_EQ(arrays.size(), 2u);
   EXPECT_EQ(NpzArray(arrays, "a", path).ToDoubles(),
             (std::vector<double>{1.5, -2}));
@@ -147,14 +147,14 @@ TEST(Npz, RoundTripAndMissingKeys) {
     EXPECT_NE(std::string(e.what()).find("found: a, name"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(ReadNpz(dir.File("missing.npz")), std::runtime_error);
+  EXPECT_THROW(ReadNpzArchive(dir.File("missing.npz")), std::runtime_error);
   {
     FILE* f = fopen(dir.File("not_zip.npz").c_str(), "wb");
     fputs("hello", f);
     fclose(f);
   }
   try {
-    ReadNpz(dir.File("not_zip.npz"));
+    ReadNpzArchive(dir.File("not_zip.npz"));
     FAIL();
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("not_zip.npz"), std::string::npos);

@@ -11,7 +11,7 @@
 
 namespace l2m {
 
-std::map<std::string, NpyArray> ReadNpz(const std::string& path) {
+std::map<std::string, NpyArray> ReadNpzArchive(const std::string& path) {
   if (!FileExists(path)) throw std::runtime_error(path + ": file not found");
   int error = 0;
   zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &error);
@@ -56,8 +56,8 @@ std::map<std::string, NpyArray> ReadNpz(const std::string& path) {
   return arrays;
 }
 
-void WriteNpz(const std::string& path,
-              const std::map<std::string, NpyArray>& arrays) {
+void WriteNpzArchive(const std::string& path,
+                     const std::map<std::string, NpyArray>& arrays) {
   const std::string tmp = path + ".tmp";
   std::remove(tmp.c_str());
   int error = 0;
@@ -67,7 +67,7 @@ void WriteNpz(const std::string& path,
   std::vector<std::string> buffers;
   buffers.reserve(arrays.size());
   for (const auto& [key, array] : arrays) {
-    buffers.push_back(EncodeNpy(array));
+    buffers.push_back(EncodeNpyArray(array));
     zip_source_t* source = zip_source_buffer(
         archive, buffers.back().data(), buffers.back().size(), 0);
     const std::string member = key + ".npy";
