@@ -45,14 +45,20 @@ std::vector<double> ReadNumbers(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
   std::vector<double> values;
-  std::string token;
-  while (in >> token) {
-    try {
-      size_t used = 0;
-      values.push_back(std::stod(token, &used));
-      if (used != token.size()) throw std::invalid_argument(token);
-    } catch (const std::exception&) {
-      throw std::runtime_error(path + ": not a number: '" + token + "'");
+  std::string line;
+  while (std::getline(in, line)) {
+    // `#` starts a comment (derived files carry a provenance line).
+    line = line.substr(0, line.find('#'));
+    std::istringstream tokens(line);
+    std::string token;
+    while (tokens >> token) {
+      try {
+        size_t used = 0;
+        values.push_back(std::stod(token, &used));
+        if (used != token.size()) throw std::invalid_argument(token);
+      } catch (const std::exception&) {
+        throw std::runtime_error(path + ": not a number: '" + token + "'");
+      }
     }
   }
   return values;

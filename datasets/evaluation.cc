@@ -417,8 +417,9 @@ nlohmann::json SummarizeResults(const std::vector<PairResult>& results,
     seconds += r.match_seconds;
     if (r.precision >= 0) precision += r.precision, ++num_precision;
     bool failed = !r.failure.empty();
-    for (double e : r.errors)
-      failed |= !std::isfinite(e) || e >= spec.failure_error;
+    // Failed = the matcher threw or the estimator found no model in a run
+    // (large but real errors are not failures).
+    for (int inliers : r.num_inliers) failed |= inliers == 0;
     num_failed += failed;
   }
   const bool pose = spec.geometry == PairGeometry::kRelativePose;
