@@ -1,5 +1,6 @@
 // CPU timing of the full-size L2M++ graph (random weights) on one pair.
-// Usage: l2m_bench_model [threads=2] [preset=l2m_560] [repeats=1]
+// Usage: l2m_bench_model [threads=2] [preset=l2m_560] [repeats=1] [coarse]
+// [upsample]
 
 #include "l2m_core/model/regression_matcher.h"
 
@@ -30,7 +31,11 @@ int main(int argc, char** argv) {
   torch::NoGradGuard no_grad;
 
   auto t0 = std::chrono::steady_clock::now();
-  const l2m::MatcherConfig config = l2m::MatcherConfig::Preset(preset);
+  l2m::MatcherConfig config = l2m::MatcherConfig::Preset(preset);
+  // Optional square sizes, e.g. a quick end-to-end run of the full graph at 112
+  // / 160.
+  if (argc > 4) config.coarse_h = config.coarse_w = std::atoi(argv[4]);
+  if (argc > 5) config.upsample_h = config.upsample_w = std::atoi(argv[5]);
   l2m::RegressionMatcher matcher(config);
   matcher->eval();
   std::printf(
