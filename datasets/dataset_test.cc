@@ -272,7 +272,7 @@ TEST(HomographyReader, CmpAndOxfordConventions) {
   // x_A ~ H x_B in 1-based pixels.
   const cv::Matx33d H_ab(1.1, 0.02, 3, -0.01, 0.95, 2, 1e-4, 0, 1);
   std::ofstream(root + "/X_model.txt")
-      << "1.1 0.02 3\n-0.01 0.95 2\n1e-4 0 1\n";
+      << "# provenance comment\n1.1 0.02 3\n-0.01 0.95 2\n1e-4 0 1\n";
   const cv::Point2d b1(20, 30), a1 = ApplyHomography(H_ab, b1);  // 1-based.
   std::ofstream(root + "/X_vpts.txt")
       << std::setprecision(17) << a1.x << " " << a1.y << " " << b1.x << " "
