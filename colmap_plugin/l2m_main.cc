@@ -2,9 +2,12 @@
 
 #include "colmap_plugin/colmap_runner.h"
 #include "colmap_plugin/database.h"
+#include "colmap_plugin/models_command.h"
 #include "colmap_plugin/option_manager.h"
 #include "colmap_plugin/reconstruction.h"
+#include "datasets/eval_command.h"
 #include "synth/demo_scene.h"
+#include "synth/synth_command.h"
 
 #include <opencv2/core/version.hpp>
 #include <sqlite3.h>
@@ -219,6 +222,10 @@ int RunReconstruct(int argc, char** argv) {
               &p.matcher.type,
               "Shorthand for --Matcher.type: sift, flow or l2m.");
   options.Add("colmap_path", &p.colmap_path, "The colmap program.");
+  options.Add("gt_model_path",
+              &p.gt_model_path,
+              "COLMAP text model of the true cameras: the report compares "
+              "poses with it.");
   AddImageReaderOptions(&options, &p.image_reader);
   AddPairOptions(&options, &p.pairs);
   std::string matcher_type = p.matcher.type;
@@ -237,18 +244,24 @@ int RunReconstruct(int argc, char** argv) {
 int RunDemoScene(int argc, char** argv) {
   std::string output_path;
   DemoSceneOptions scene;
-  OptionManager options("demo_scene",
-                        "Renders the built-in demo scene (textured boxes, exact ray casting, known poses):\n"
-                        "OUTPUT/images/*.png and OUTPUT/ground_truth/*.txt (COLMAP text model).");
+  OptionManager options(
+      "demo_scene",
+      "Renders the built-in demo scene (textured boxes, exact ray casting, "
+      "known poses):\n"
+      "OUTPUT/images/*.png and OUTPUT/ground_truth/*.txt (COLMAP text model).");
   options.AddRequired("output_path", &output_path, "Output folder (created).");
   options.Add("DemoScene.num_views", &scene.num_views, "Number of views.");
   options.Add("DemoScene.width", &scene.width, "Image width.");
   options.Add("DemoScene.height", &scene.height, "Image height.");
-  options.Add("DemoScene.arc_degrees", &scene.arc_degrees, "Arc the cameras sweep (degrees).");
-  options.Add("DemoScene.seed", &scene.seed, "Seed of the box layout and textures.");
+  options.Add("DemoScene.arc_degrees",
+              &scene.arc_degrees,
+              "Arc the cameras sweep (degrees).");
+  options.Add(
+      "DemoScene.seed", &scene.seed, "Seed of the box layout and textures.");
   if (!options.Parse(argc, argv)) return 0;
   WriteDemoScene(output_path, scene);
-  std::cout << "Wrote " << scene.num_views << " views to " << output_path << "/images\n";
+  std::cout << "Wrote " << scene.num_views << " views to " << output_path
+            << "/images\n";
   return 0;
 }
 
@@ -275,9 +288,19 @@ std::vector<Command>& Commands() {
       {"reconstruct",
        "The whole job: photos folder -> sparse model + report.",
        RunReconstruct},
+      {"eval",
+       "Evaluates a matcher on a benchmark (pose / homography AUC).",
+       RunEvalCommand},
+      {"models",
+       "Model cache: import checkpoints (any PyTorch layout) as safetensors, "
+       "list.",
+       RunModelsCommand},
       {"demo_scene",
        "Renders the built-in demo scene (images + true poses).",
        RunDemoScene},
+      {"synth",
+       "Training pairs from single photos: views, relight, sky.",
+       RunSynthCommand},
   };
   return commands;
 }

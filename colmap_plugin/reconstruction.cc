@@ -90,6 +90,25 @@ void AddMatcherOptions(OptionManager* m,
          &o->flow.fb_threshold,
          "Forward-backward error threshold (pixels).");
   m->Add("Flow.max_num_matches", &o->flow.max_num_matches, "Matches per pair.");
+  m->Add("L2m.preset",
+         &o->l2m.preset,
+         "l2m (672/1344), l2m_560 (560/864), roma_outdoor, roma_indoor.");
+  m->Add(
+      "L2m.weights",
+      &o->l2m.weights,
+      "Matcher weights (decoder + VGG): checkpoint file or cached model name.");
+  m->Add("L2m.dino_weights",
+         &o->l2m.dino_weights,
+         "DINOv2 ViT weights: checkpoint file or cached model name.");
+  m->Add("L2m.num_samples",
+         &o->l2m.num_samples,
+         "Matches sampled per pair (threshold-balanced).");
+  m->Add("L2m.min_certainty",
+         &o->l2m.min_certainty,
+         "Drop sampled matches below this certainty.");
+  m->Add("L2m.device", &o->l2m.device, "cpu or cuda[:N].");
+  m->Add(
+      "L2m.num_threads", &o->l2m.num_threads, "CPU threads (0 = all cores).");
   m->AddBool("Matching.as_dense",
              &matching->as_dense,
              "Treat a sparse matcher as dense (drop keypoint ids, jitter): "
@@ -192,6 +211,17 @@ std::string ReconstructionReport::ToJson() const {
                    {"num_dropped_one_to_one", tracks.num_dropped_one_to_one},
                    {"num_dropped_by_cap", tracks.num_dropped_by_cap}};
   }
+  if (has_gt) {
+    j["pose_error_vs_gt"] = {
+        {"num_compared", pose_vs_gt.num_compared},
+        {"num_gt_images", pose_vs_gt.num_gt_images},
+        {"rotation_error_deg_median", pose_vs_gt.rotation_error_deg_median},
+        {"rotation_error_deg_max", pose_vs_gt.rotation_error_deg_max},
+        {"position_error_median", pose_vs_gt.position_error_median},
+        {"position_error_max", pose_vs_gt.position_error_max},
+        {"relative_position_error_median",
+         pose_vs_gt.relative_position_error_median}};
+  }
   j["seconds"] = seconds;
   double total = 0;
   for (const auto& [stage, s] : seconds) total += s;
@@ -221,6 +251,18 @@ std::string ReconstructionReport::ToMarkdown() const {
      << " |\n";
   md << "| models | " << num_models << " (largest: `" << model_path
      << "`) |\n\n";
+  if (has_gt) {
+    md << "Recovered poses vs ground truth (" << pose_vs_gt.num_compared
+       << " of " << pose_vs_gt.num_gt_images
+       << " images, after a similarity alignment): rotation error median "
+       << pose_vs_gt.rotation_error_deg_median << " deg, max "
+       << pose_vs_gt.rotation_error_deg_max
+       << " deg; camera position error median "
+       << pose_vs_gt.position_error_median << " (" << std::setprecision(1)
+       << 100 * pose_vs_gt.relative_position_error_median
+       << std::setprecision(2) << " % of the scene extent), max "
+       << pose_vs_gt.position_error_max << ".\n\n";
+  }
   md << "| stage | seconds |\n|---|---|\n";
   double total = 0;
   for (const auto& [stage, s] : seconds) {
@@ -323,6 +365,20 @@ ReconstructionReport RunReconstruction(const std::string& image_path,
       report.model = stats;
       report.model_path = model;
     }
+  }
+  if (!options.gt_model_path.empty() && !report.model_path.empty()) {
+    const std::string txt = workspace + "/sparse_txt";
+    fs::create_directories(txt);
+    colmap.Run("model_converter",
+               {"--input_path",
+                report.model_path,
+                "--output_path",
+                txt,
+                "--output_type",
+                "TXT"});
+    report.pose_vs_gt = ComparePoses(
+        ReadModelImagesText(txt), ReadModelImagesText(options.gt_model_path));
+    report.has_gt = true;
   }
   report.seconds["analyze"] = timer.ElapsedSeconds();
   WriteFileAtomic(workspace + "/report.json", report.ToJson());

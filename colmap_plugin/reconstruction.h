@@ -6,6 +6,7 @@
 #include "colmap_plugin/colmap_runner.h"
 #include "colmap_plugin/image_import.h"
 #include "colmap_plugin/matching.h"
+#include "colmap_plugin/model_io.h"
 #include "colmap_plugin/track_builder.h"
 #include "colmap_plugin/verification.h"
 #include "matcher_adapters/matcher_factory.h"
@@ -47,6 +48,9 @@ struct PipelineOptions {
   VerificationOptions verification;
   MapperOptions mapper;
   std::string colmap_path = "colmap";
+  // Optional COLMAP text model of the true cameras (images.txt): the report
+  // then compares the recovered poses with it.
+  std::string gt_model_path;
 };
 
 // Registers the options of the given sections with `manager`.
@@ -79,6 +83,8 @@ struct ReconstructionReport {
   TrackBuilderStats tracks;
   std::map<std::string, double> seconds;  // Per stage.
   std::string colmap_version;
+  bool has_gt = false;
+  PoseComparison pose_vs_gt;
 
   std::string ToJson() const;
   std::string ToMarkdown() const;

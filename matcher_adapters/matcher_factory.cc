@@ -19,11 +19,12 @@ std::string UnknownTypeMessage(const std::string& type) {
 
 }  // namespace
 
-std::vector<std::string> KnownMatcherTypes() { return {"sift", "flow"}; }
+std::vector<std::string> KnownMatcherTypes() { return {"sift", "flow", "l2m"}; }
 
 bool MatcherOptions::Check(std::string* error) const {
   if (type == "sift") return sift.Check(error);
   if (type == "flow") return flow.Check(error);
+  if (type == "l2m") return l2m.Check(error);
   if (error != nullptr) *error = UnknownTypeMessage(type);
   return false;
 }
@@ -32,6 +33,7 @@ std::unique_ptr<Matcher> CreateMatcher(const MatcherOptions& options) {
   // Each Create* checks its own options and throws std::invalid_argument.
   if (options.type == "sift") return CreateSiftMatcher(options.sift);
   if (options.type == "flow") return CreateFlowMatcher(options.flow);
+  if (options.type == "l2m") return CreateL2mMatcher(options.l2m);
   throw std::invalid_argument(UnknownTypeMessage(options.type));
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "matcher_adapters/flow_matcher.h"
+#include "matcher_adapters/l2m_matcher.h"
 #include "matcher_adapters/matcher.h"
 #include "matcher_adapters/sift_matcher.h"
 
@@ -15,6 +16,7 @@ struct MatcherOptions {
   std::string type = "sift";
   SiftMatcherOptions sift;
   FlowMatcherOptions flow;
+  L2mMatcherOptions l2m;
 
   // Checks the type and the options of that type only.
   bool Check(std::string* error = nullptr) const;

@@ -24,5 +24,7 @@ if [ ! -d "$image_dir" ]; then
 fi
 workspace="${workspace:-$image_dir/../l2m_workspace}"
 # SIFT is the default matcher until the shipped L2M model exists (see README).
-"$l2m" reconstruct --image_path "$image_dir" --workspace_path "$workspace" --matcher "${L2M_MATCHER:-sift}" "$@"
+gt_args=()
+[ -f "$image_dir/../ground_truth/images.txt" ] && gt_args=(--gt_model_path "$image_dir/../ground_truth" --ImageReader.single_camera 1)
+"$l2m" reconstruct --image_path "$image_dir" --workspace_path "$workspace" --matcher "${L2M_MATCHER:-sift}" "${gt_args[@]}" "$@"
 echo "demo: sparse model in $workspace/sparse, report in $workspace/report.md"

@@ -1,0 +1,141 @@
+#include "matcher_adapters/l2m_matcher.h"
+
+#include "l2m_core/image/preprocess.h"
+#include "l2m_core/match/warp_matches.h"
+#include "l2m_core/model/config.h"
+#include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/util/string.h"
+#include "l2m_core/weights/model_cache.h"
+#include "l2m_core/weights/strict_load.h"
+
+#include <torch/torch.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace l2m {
+namespace {
+
+MatcherConfig ConfigFromPreset(const std::string& preset) {
+  if (EndsWith(preset, ".json")) return LoadFixtureConfig(preset);
+  return MatcherConfig::Preset(preset);
+}
+
+class L2mMatcher : public Matcher {
+ public:
+  explicit L2mMatcher(const L2mMatcherOptions& options)
+      : options_(options),
+        device_(options.device),
+        model_(ConfigFromPreset(options.preset)) {
+    if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
+    LoadStateDictStrict(
+        *model_, ReadModelWeights(options_.weights), options_.weights);
+    LoadStateDictStrict(*model_->dino(),
+                        ReadModelWeights(options_.dino_weights),
+                        options_.dino_weights);
+    model_->eval();
+    model_->to(device_);
+  }
+
+  std::string Name() const override { return "l2m"; }
+  bool IsDense() const override { return true; }
+
+  PairMatches MatchDense(const MatcherImage& image1,
+                         const MatcherImage& image2) override {
+    // One pair at a time: the model is shared and the GPU is the bottleneck.
+    std::lock_guard<std::mutex> lock(mutex_);
+    torch::NoGradGuard no_grad;
+    const MatcherConfig& c = model_->config();
+    const at::Tensor rgb1 = ToRgbTensor(image1), rgb2 = ToRgbTensor(image2);
+    auto prep = [&](const at::Tensor& rgb, int h, int w) {
+      return PreprocessForMatcher(rgb, h, w, c.normalize).to(device_);
+    };
+    const at::Tensor a_coarse = prep(rgb1, c.coarse_h, c.coarse_w),
+                     b_coarse = prep(rgb2, c.coarse_h, c.coarse_w);
+    at::Tensor a_up, b_up;
+    if (c.upsample_preds) {
+      a_up = prep(rgb1, c.upsample_h, c.upsample_w);
+      b_up = prep(rgb2, c.upsample_h, c.upsample_w);
+    }
+    const MatchResult result = model_->Match(a_coarse, b_coarse, a_up, b_up);
+    SampleOptions sample;
+    sample.sample_thresh = c.sample_thresh;
+    sample.seed = options_.seed;
+    const PixelMatches m =
+        SampleWarpToPixelMatches(result.warp,
+                                 result.certainty,
+                                 {image1.bgr.rows, image1.bgr.cols},
+                                 {image2.bgr.rows, image2.bgr.cols},
+                                 options_.num_samples,
+                                 sample);
+    const at::Tensor pa = m.points_a.to(torch::kCPU).contiguous(),
+                     pb = m.points_b.to(torch::kCPU).contiguous();
+    const at::Tensor cert =
+        m.certainty.to(torch::kCPU).to(torch::kFloat).contiguous();
+    PairMatches out;
+    const float* a = pa.data_ptr<float>();
+    const float* b = pb.data_ptr<float>();
+    const float* s = cert.data_ptr<float>();
+    for (int64_t i = 0; i < cert.numel(); ++i) {
+      if (s[i] < options_.min_certainty) continue;
+      out.Add(a[2 * i], a[2 * i + 1], b[2 * i], b[2 * i + 1], s[i]);
+    }
+    return out;
+  }
+
+ private:
+  static at::Tensor ToRgbTensor(const MatcherImage& image) {
+    if (image.bgr.empty() || image.bgr.type() != CV_8UC3) {
+      throw std::invalid_argument("l2m matcher: image '" + image.path +
+                                  "' is not 8-bit BGR");
+    }
+    const cv::Mat bgr =
+        image.bgr.isContinuous() ? image.bgr : image.bgr.clone();
+    // HWC uint8; flip BGR -> RGB on the channel axis.
+    return torch::from_blob(const_cast<uint8_t*>(bgr.ptr<uint8_t>()),
+                            {bgr.rows, bgr.cols, 3},
+                            torch::kUInt8)
+        .flip({2})
+        .contiguous();
+  }
+
+  L2mMatcherOptions options_;
+  torch::Device device_;
+  RegressionMatcher model_;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+bool L2mMatcherOptions::Check(std::string* error) const {
+  auto fail = [&](const std::string& what) {
+    if (error != nullptr) *error = what;
+    return false;
+  };
+  if (weights.empty() || dino_weights.empty()) {
+    return fail(
+        "the l2m matcher needs --L2m.weights (matcher: decoder + VGG) and "
+        "--L2m.dino_weights (DINOv2 ViT): "
+        "checkpoint files or names of models imported with `l2m models "
+        "import`");
+  }
+  if (num_samples < 1) return fail("L2m.num_samples must be >= 1");
+  if (min_certainty < 0 || min_certainty > 1)
+    return fail("L2m.min_certainty must be in [0, 1]");
+  if (device != "cpu" && !StartsWith(device, "cuda"))
+    return fail("L2m.device must be cpu or cuda[:N]");
+  return true;
+}
+
+std::unique_ptr<Matcher> CreateL2mMatcher(const L2mMatcherOptions& options) {
+  std::string error;
+  if (!options.Check(&error)) throw std::invalid_argument(error);
+  if (StartsWith(options.device, "cuda") && !torch::cuda::is_available()) {
+    throw std::runtime_error("L2m.device is '" + options.device +
+                             "' but no CUDA device is available");
+  }
+  return std::make_unique<L2mMatcher>(options);
+}
+
+}  // namespace l2m

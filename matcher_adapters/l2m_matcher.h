@@ -1,0 +1,39 @@
+#pragma once
+
+// The L2M / RoMa dense matcher (l2m_core) behind the Matcher interface.
+
+#include "matcher_adapters/matcher.h"
+
+#include <memory>
+#include <string>
+
+namespace l2m {
+
+struct L2mMatcherOptions {
+  // Graph preset: l2m (672/1344), l2m_560 (560/864), roma_outdoor,
+  // roma_indoor; or a fixture config.json path (tests, small graphs).
+  std::string preset = "l2m_560";
+  // Matcher weights (decoder + VGG) and the DINOv2 ViT: a checkpoint file
+  // (.pth/.ckpt/.safetensors) or the name of a model in the l2m model cache
+  // (`l2m models import`). Loading is strict: any missing, unexpected or
+  // mis-shaped key is an error.
+  std::string weights;
+  std::string dino_weights;
+  // Matches sampled per pair (threshold-balanced, as RoMa's sample()).
+  int num_samples = 8000;
+  // Matches below this certainty are dropped after sampling.
+  double min_certainty = 0.05;
+  // "cpu" or "cuda" (or "cuda:N").
+  std::string device = "cpu";
+  // Intra-op threads on the CPU (0 = all cores).
+  int num_threads = 0;
+  unsigned seed = 0;
+
+  bool Check(std::string* error = nullptr) const;
+};
+
+// Throws std::runtime_error naming the file when weights are missing or do
+// not fit the preset's graph.
+std::unique_ptr<Matcher> CreateL2mMatcher(const L2mMatcherOptions& options);
+
+}  // namespace l2m

@@ -1,0 +1,121 @@
+// The L2M adapter end to end on the reference fixture: JPEG decode, PIL
+// bicubic resize, the small fixture graph with its weights read from the
+// .pth checkpoints, sampling and the conversion to COLMAP pixels. Every
+// sampled match must lie on the reference's final warp.
+
+#include "matcher_adapters/l2m_matcher.h"
+
+#include "matcher_adapters/image_io.h"
+#include "matcher_adapters/matcher_factory.h"
+#include "tests/tensor_fixture.h"
+#include "tests/test_utils.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace l2m {
+namespace {
+
+L2mMatcherOptions FixtureOptions(const std::string& dir) {
+  L2mMatcherOptions options;
+  options.preset = dir + "/config.json";
+  options.weights = dir + "/weights_matcher.pth";
+  options.dino_weights = dir + "/weights_dino.pth";
+  options.num_samples = 2000;
+  options.num_threads = 2;
+  options.seed = 3;
+  return options;
+}
+
+TEST(L2mMatcher, SampledMatchesLieOnTheReferenceWarp) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = shared + "/fixtures/roma_parity";
+  MatcherOptions factory_options;
+  factory_options.type = "l2m";
+  factory_options.l2m = FixtureOptions(dir);
+  auto matcher = CreateMatcher(factory_options);
+  ASSERT_TRUE(matcher->IsDense());
+  const MatcherImage a = LoadMatcherImage(1, dir + "/sacre_coeur_A.jpg");
+  const MatcherImage b = LoadMatcherImage(2, dir + "/sacre_coeur_B.jpg");
+  const PairMatches m = matcher->MatchDense(a, b);
+  ASSERT_GT(m.size(), 200u);
+
+  // Reference output at the upsample resolution: (80, 320, 4), left half
+  // A->B on A's grid, right half B->A on B's grid.
+  const test::TensorFixture run = test::TensorFixture::Load(dir + "/run_main");
+  const at::Tensor warp = run.Get("final.warp");
+  const int64_t h = warp.size(0), w = warp.size(1) / 2;
+  const double wa = a.bgr.cols, ha = a.bgr.rows, wb = b.bgr.cols,
+               hb = b.bgr.rows;
+  auto acc = warp.accessor<float, 3>();
+  double max_err = 0;
+  size_t on_grid = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    const double xa = m.xy1[2 * i], ya = m.xy1[2 * i + 1], xb = m.xy2[2 * i],
+                 yb = m.xy2[2 * i + 1];
+    ASSERT_TRUE(xa >= 0 && xa <= wa && ya >= 0 && ya <= ha) << xa << " " << ya;
+    ASSERT_TRUE(xb >= 0 && xb <= wb && yb >= 0 && yb <= hb) << xb << " " << yb;
+    EXPECT_GE(m.scores[i], 0.05f);
+    // A-grid cell centres are at ((c + 0.5) * wa / w, ...): which half?
+    const double ca = xa / wa * w - 0.5, ra = ya / ha * h - 0.5;
+    const double cb = xb / wb * w - 0.5, rb = yb / hb * h - 0.5;
+    const bool a_on_grid = std::abs(ca - std::round(ca)) < 1e-3 &&
+                           std::abs(ra - std::round(ra)) < 1e-3;
+    const bool b_on_grid = std::abs(cb - std::round(cb)) < 1e-3 &&
+                           std::abs(rb - std::round(rb)) < 1e-3;
+    ASSERT_TRUE(a_on_grid || b_on_grid)
+        << "match " << i << " lies on neither image's grid";
+    ++on_grid;
+    double ex, ey;
+    if (a_on_grid) {
+      const int r = static_cast<int>(std::lround(ra)),
+                c = static_cast<int>(std::lround(ca));
+      ex = (acc[r][c][2] + 1) * wb / 2 - xb;
+      ey = (acc[r][c][3] + 1) * hb / 2 - yb;
+    } else {
+      const int r = static_cast<int>(std::lround(rb)),
+                c = static_cast<int>(std::lround(cb));
+      ex = (acc[r][w + c][0] + 1) * wa / 2 - xa;
+      ey = (acc[r][w + c][1] + 1) * ha / 2 - ya;
+    }
+    max_err = std::max({max_err, std::abs(ex), std::abs(ey)});
+  }
+  std::cout << m.size()
+            << " sampled matches, max distance to the reference warp "
+            << max_err << " px" << std::endl;
+  // The reference warp's own tolerance (MANIFEST: flows/warp <= 5e-7
+  // normalised) is ~1e-4 px here; allow float rounding of the pixel conversion.
+  EXPECT_LT(max_err, 1e-2);
+  EXPECT_EQ(on_grid, m.size());
+
+  // Same seed, same matches.
+  const PairMatches again = matcher->MatchDense(a, b);
+  EXPECT_EQ(again.xy1, m.xy1);
+}
+
+TEST(L2mMatcher, ClearErrorsForMissingOrWrongWeights) {
+  L2mMatcherOptions options;
+  EXPECT_FALSE(options.Check());
+  EXPECT_THROW(CreateL2mMatcher(options), std::invalid_argument);
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = shared + "/fixtures/roma_parity";
+  options = FixtureOptions(dir);
+  options.weights = dir + "/nonexistent.pth";
+  EXPECT_THROW(CreateL2mMatcher(options), std::runtime_error);
+  // The ViT weights where the matcher weights belong: a strict-load error
+  // that names the file.
+  options = FixtureOptions(dir);
+  options.weights = dir + "/weights_dino.pth";
+  try {
+    CreateL2mMatcher(options);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("weights_dino.pth"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace l2m
