@@ -33,6 +33,10 @@ inline void TracePut(ModelTrace* trace,
 
 // Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
 // in fp32, as in the reference.
+// Turns CUDA autocast on (fp16/bf16) or off for what follows, across
+// LibTorch versions.
+void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype);
+
 class AutocastOff {
  public:
   AutocastOff();
