@@ -5,6 +5,12 @@
 //     672/1344, fp32 and autocast, single pair, with peak memory.
 // Usage: l2m_gpu_check FIXTURE_DIR (../shared/fixtures/roma_parity) [repeats]
 
+#include "l2m_core/model/config.h"
+#include "l2m_core/model/model_util.h"
+#include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/weights/key_list.h"
+#include "l2m_core/weights/strict_load.h"
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -14,20 +20,17 @@
 #include <string>
 #include <vector>
 
-#include "l2m_core/model/config.h"
-#include "l2m_core/model/model_util.h"
-#include "l2m_core/model/regression_matcher.h"
-#include "l2m_core/weights/key_list.h"
-#include "l2m_core/weights/strict_load.h"
-
 namespace {
 
 using l2m::MatchResult;
 
-double RelError(const at::Tensor& x, const at::Tensor& ref, const at::Tensor& skip = at::Tensor()) {
+double RelError(const at::Tensor& x,
+                const at::Tensor& ref,
+                const at::Tensor& skip = at::Tensor()) {
   at::Tensor diff = (x.to(torch::kCPU).to(torch::kFloat) - ref).abs();
   if (skip.defined()) diff = diff.masked_fill(skip.to(torch::kBool), 0);
-  return diff.max().item<double>() / std::max(ref.abs().max().item<double>(), 1e-12);
+  return diff.max().item<double>() /
+         std::max(ref.abs().max().item<double>(), 1e-12);
 }
 
 void Sync(const torch::Device& device) {
@@ -49,8 +52,11 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 10;
   const bool cuda = torch::cuda::is_available();
-  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  std::printf("LibTorch %s, device %s\n", TORCH_VERSION, cuda ? "cuda" : "cpu (no CUDA)");
+  const torch::Device device =
+      cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  std::printf("LibTorch %s, device %s\n",
+              TORCH_VERSION,
+              cuda ? "cuda" : "cpu (no CUDA)");
   at::globalContext().setAllowTF32CuBLAS(false);
   at::globalContext().setAllowTF32CuDNN(false);
   torch::NoGradGuard no_grad;
@@ -58,27 +64,45 @@ int main(int argc, char** argv) {
   // 1. Fixture parity.
   {
     l2m::RegressionMatcher model(l2m::LoadFixtureConfig(dir + "/config.json"));
-    l2m::LoadStateDictStrict(*model, l2m::ReadRawTensorBundle(dir + "/weights_matcher.tsv", dir + "/weights_matcher.bin"),
-                             "weights_matcher");
-    l2m::LoadStateDictStrict(*model->dino(), l2m::ReadRawTensorBundle(dir + "/weights_dino.tsv", dir + "/weights_dino.bin"),
-                             "weights_dino");
+    l2m::LoadStateDictStrict(
+        *model,
+        l2m::ReadRawTensorBundle(dir + "/weights_matcher.tsv",
+                                 dir + "/weights_matcher.bin"),
+        "weights_matcher");
+    l2m::LoadStateDictStrict(
+        *model->dino(),
+        l2m::ReadRawTensorBundle(dir + "/weights_dino.tsv",
+                                 dir + "/weights_dino.bin"),
+        "weights_dino");
     model->eval();
     model->to(device);
-    const l2m::StateDict run = l2m::ReadRawTensorBundle(dir + "/run_main.tsv", dir + "/run_main.bin");
-    const at::Tensor coarse = run.Find("in.coarse")->to(device), up = run.Find("in.upsample")->to(device);
-    const at::Tensor ref_warp = *run.Find("final.warp"), ref_cert = *run.Find("final.certainty");
+    const l2m::StateDict run =
+        l2m::ReadRawTensorBundle(dir + "/run_main.tsv", dir + "/run_main.bin");
+    const at::Tensor coarse = run.Find("in.coarse")->to(device),
+                     up = run.Find("in.upsample")->to(device);
+    const at::Tensor ref_warp = *run.Find("final.warp"),
+                     ref_cert = *run.Find("final.certainty");
     const at::Tensor ambiguous = *run.Find("final.ambiguous");
     for (at::ScalarType dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
       if (dtype != at::kFloat && !cuda) continue;
-      l2m::SetCudaAutocastDtype(dtype != at::kFloat, dtype == at::kFloat ? at::kHalf : dtype);
-      const MatchResult r = model->Match(coarse[0].unsqueeze(0), coarse[1].unsqueeze(0), up[0].unsqueeze(0),
+      l2m::SetCudaAutocastDtype(dtype != at::kFloat,
+                                dtype == at::kFloat ? at::kHalf : dtype);
+      const MatchResult r = model->Match(coarse[0].unsqueeze(0),
+                                         coarse[1].unsqueeze(0),
+                                         up[0].unsqueeze(0),
                                          up[1].unsqueeze(0));
       l2m::SetCudaAutocastDtype(false, at::kHalf);
       const double ew = RelError(r.warp, ref_warp);
       const double ec = RelError(r.certainty, ref_cert, ambiguous);
       const bool pass = dtype != at::kFloat || (ew <= 1e-3 && ec <= 1e-3);
-      std::printf("parity %s on %s: final.warp rel err %.3g, final.certainty rel err %.3g%s\n", DtypeName(dtype),
-                  cuda ? "cuda" : "cpu", ew, ec, dtype == at::kFloat ? (pass ? " (PASS <= 1e-3)" : " (FAIL)") : "");
+      std::printf(
+          "parity %s on %s: final.warp rel err %.3g, final.certainty rel err "
+          "%.3g%s\n",
+          DtypeName(dtype),
+          cuda ? "cuda" : "cpu",
+          ew,
+          ec,
+          dtype == at::kFloat ? (pass ? " (PASS <= 1e-3)" : " (FAIL)") : "");
     }
   }
 
@@ -96,7 +120,8 @@ int main(int argc, char** argv) {
     auto b_up = torch::rand({1, 3, config.upsample_h, config.upsample_w}, opts);
     for (at::ScalarType dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
       if (!cuda && dtype != at::kFloat) continue;
-      l2m::SetCudaAutocastDtype(dtype != at::kFloat, dtype == at::kFloat ? at::kHalf : dtype);
+      l2m::SetCudaAutocastDtype(dtype != at::kFloat,
+                                dtype == at::kFloat ? at::kHalf : dtype);
       const int n = cuda ? repeats : 1;
       std::vector<double> ms;
       for (int i = 0; i < n + (cuda ? 2 : 0); ++i) {
@@ -105,14 +130,25 @@ int main(int argc, char** argv) {
         model->Match(a, b, a_up, b_up);
         Sync(device);
         if (i >= (cuda ? 2 : 0)) {
-          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+          ms.push_back(std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count());
         }
       }
       l2m::SetCudaAutocastDtype(false, at::kHalf);
       std::sort(ms.begin(), ms.end());
-      std::printf("full-size %s (%dx%d / %dx%d) %s: median %.1f ms/pair (min %.1f, %d runs)\n", preset.c_str(),
-                  config.coarse_h, config.coarse_w, config.upsample_h, config.upsample_w, DtypeName(dtype),
-                  ms[ms.size() / 2], ms.front(), static_cast<int>(ms.size()));
+      std::printf(
+          "full-size %s (%dx%d / %dx%d) %s: median %.1f ms/pair (min %.1f, %d "
+          "runs)\n",
+          preset.c_str(),
+          config.coarse_h,
+          config.coarse_w,
+          config.upsample_h,
+          config.upsample_w,
+          DtypeName(dtype),
+          ms[ms.size() / 2],
+          ms.front(),
+          static_cast<int>(ms.size()));
     }
   }
   return 0;

@@ -9,9 +9,14 @@ namespace {
 
 // LibTorch 2.4 replaced the CUDA-only autocast switches with per-device ones
 // (Debian ships 1.13; the GPU machine 2.x).
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-bool CudaAutocastEnabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
-void SetCudaAutocast(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool CudaAutocastEnabled() {
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+}
+void SetCudaAutocast(bool on) {
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+}
 #else
 bool CudaAutocastEnabled() { return at::autocast::is_enabled(); }
 void SetCudaAutocast(bool on) { at::autocast::set_enabled(on); }
@@ -19,12 +24,15 @@ void SetCudaAutocast(bool on) { at::autocast::set_enabled(on); }
 
 }  // namespace
 
-AutocastOff::AutocastOff() : was_enabled_(CudaAutocastEnabled()) { SetCudaAutocast(false); }
+AutocastOff::AutocastOff() : was_enabled_(CudaAutocastEnabled()) {
+  SetCudaAutocast(false);
+}
 
 AutocastOff::~AutocastOff() { SetCudaAutocast(was_enabled_); }
 
 void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::autocast::set_autocast_dtype(at::kCUDA, dtype);
 #else
   at::autocast::set_autocast_gpu_dtype(dtype);
