@@ -228,7 +228,6 @@ int RunReconstruct(int argc, char** argv) {
               "poses with it.");
   AddImageReaderOptions(&options, &p.image_reader);
   AddPairOptions(&options, &p.pairs);
-  std::string matcher_type = p.matcher.type;
   AddMatcherOptions(&options, &p.matcher, &p.matching);
   AddTrackOptions(&options, &p.tracks, &p.tracks_mode);
   AddVerificationOptions(&options, &p.verification);

@@ -21,13 +21,6 @@ struct Cluster {
   double sum_w = 0, sum_wx = 0, sum_wy = 0;
 };
 
-// Per image: observation -> cluster id (-1 = dropped).
-struct ImageAssignment {
-  std::vector<DbKeypoint> keypoints;
-  std::vector<double> weights;
-  // For (pair_index, match_index): keypoint id; filled via a map per pair.
-};
-
 int64_t CellKey(int cx, int cy) {
   return (static_cast<int64_t>(cx) << 32) ^ static_cast<uint32_t>(cy);
 }
