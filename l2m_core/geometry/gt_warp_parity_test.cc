@@ -1,0 +1,162 @@
+// GetGtWarp / WarpKeypoints vs RoMa's get_gt_warp / warp_kpts on
+// fixtures/roma_losses/gt_warp (MANIFEST.md §4-5, tolerances §8): warps atol
+// 1e-9 (float64 port), validity exact, relative depth error rtol 1e-9 with
+// the same inf/NaN positions.
+
+#include "l2m_core/geometry/gt_warp.h"
+#include "tests/tensor_fixture.h"
+#include "tests/test_utils.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace l2m {
+namespace {
+
+using test::TensorFixture;
+
+constexpr double kWarpAtol = 1e-9;
+constexpr double kRelErrRtol = 1e-9;
+
+struct Call {
+  int64_t h, w;
+};
+
+double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.numel() == 0) return 0;
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64))
+      .abs()
+      .max()
+      .item<double>();
+}
+
+// Same non-finite pattern, finite values within rtol (relative to each
+// value, with a floor of 1 so that tiny errors near 0 compare absolutely).
+void ExpectRelErrEqual(const torch::Tensor& got,
+                       const torch::Tensor& ref,
+                       const std::string& what) {
+  ASSERT_EQ(got.sizes(), ref.sizes()) << what;
+  EXPECT_TRUE(torch::equal(torch::isnan(got), torch::isnan(ref)))
+      << what << ": NaN positions differ";
+  EXPECT_TRUE(torch::equal(torch::isinf(got), torch::isinf(ref)))
+      << what << ": inf positions differ";
+  const torch::Tensor finite = torch::isfinite(ref) & torch::isfinite(got);
+  const torch::Tensor g = got.masked_select(finite);
+  const torch::Tensor r = ref.masked_select(finite);
+  const double rel =
+      ((g - r).abs() / r.abs().clamp_min(1.0)).max().item<double>();
+  std::printf("  %-28s rel_depth_err max rel diff %.2e (tol %.0e)\n",
+              what.c_str(),
+              rel,
+              kRelErrRtol);
+  EXPECT_LE(rel, kRelErrRtol) << what;
+}
+
+void ExpectWarpEqual(const torch::Tensor& got,
+                     const torch::Tensor& ref,
+                     const std::string& what) {
+  ASSERT_EQ(got.sizes(), ref.sizes()) << what;
+  ASSERT_EQ(got.scalar_type(), torch::kFloat64) << what;
+  const double err = MaxAbsDiff(got, ref);
+  std::printf("  %-28s warp max abs diff %.2e (tol %.0e)\n",
+              what.c_str(),
+              err,
+              kWarpAtol);
+  EXPECT_LE(err, kWarpAtol) << what;
+}
+
+void ExpectMaskEqual(const torch::Tensor& got,
+                     const torch::Tensor& ref,
+                     const std::string& what) {
+  ASSERT_EQ(got.sizes(), ref.sizes()) << what;
+  const int64_t flips = (got.to(torch::kFloat32) != ref.to(torch::kFloat32))
+                            .sum()
+                            .item<int64_t>();
+  std::printf("  %-28s validity flips %lld of %lld (valid %lld)\n",
+              what.c_str(),
+              static_cast<long long>(flips),
+              static_cast<long long>(ref.numel()),
+              static_cast<long long>(
+                  (ref.to(torch::kFloat32) > 0).sum().item<int64_t>()));
+  EXPECT_EQ(flips, 0) << what;
+}
+
+class GtWarpParityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string shared = test::SharedDir();
+    if (shared.empty()) {
+      GTEST_SKIP() << "../shared (fixtures and data) not found; set "
+                      "L2M_SHARED_DIR to run this test";
+    }
+    fixture_ = TensorFixture::Load(shared + "/fixtures/roma_losses/gt_warp");
+  }
+  const torch::Tensor& Get(const std::string& name) const {
+    return fixture_.Get(name);
+  }
+  TensorFixture fixture_;
+};
+
+TEST_F(GtWarpParityTest, EveryScale) {
+  // Scales 1, 2, 4, 8 of 48x64 and a non-dividing grid (like stride 14).
+  for (const Call& call :
+       std::vector<Call>{{48, 64}, {24, 32}, {12, 16}, {6, 8}, {5, 7}}) {
+    const std::string key =
+        "gt." + std::to_string(call.h) + "x" + std::to_string(call.w);
+    const torch::Tensor hw = Get(key + ".HW");
+    ASSERT_EQ(hw[0].item<int64_t>(), call.h);
+    ASSERT_EQ(hw[1].item<int64_t>(), call.w);
+    const DenseGtWarp gt = GetGtWarp(Get("in.im_A_depth"),
+                                     Get("in.im_B_depth"),
+                                     Get("in.T_1to2"),
+                                     Get("in.K1"),
+                                     Get("in.K2"),
+                                     call.h,
+                                     call.w);
+    ExpectWarpEqual(gt.warp, Get(key + ".warp"), key);
+    ASSERT_EQ(gt.prob.scalar_type(), torch::kFloat32);
+    ExpectMaskEqual(gt.prob, Get(key + ".prob"), key);
+    ExpectRelErrEqual(
+        gt.relative_depth_error, Get(key + ".rel_depth_err"), key);
+  }
+}
+
+TEST_F(GtWarpParityTest, DepthMapsOfDifferentSizes) {
+  // Element 0 only, depth_B rendered at 36x60: covisibility and normalisation
+  // use depth_B's size, unprojection depth_A's.
+  const torch::Tensor hw = Get("mix.gt.24x32.HW");
+  const DenseGtWarp gt = GetGtWarp(Get("in.im_A_depth").narrow(0, 0, 1),
+                                   Get("mix.in.im_B_depth"),
+                                   Get("in.T_1to2").narrow(0, 0, 1),
+                                   Get("in.K1").narrow(0, 0, 1),
+                                   Get("mix.in.K2"),
+                                   hw[0].item<int64_t>(),
+                                   hw[1].item<int64_t>());
+  ExpectWarpEqual(gt.warp, Get("mix.gt.24x32.warp"), "mix.gt.24x32");
+  ExpectMaskEqual(gt.prob, Get("mix.gt.24x32.prob"), "mix.gt.24x32");
+  ExpectRelErrEqual(gt.relative_depth_error,
+                    Get("mix.gt.24x32.rel_depth_err"),
+                    "mix.gt.24x32");
+}
+
+TEST_F(GtWarpParityTest, Keypoints) {
+  // Borders, pixel centres/corners, sky, occluder edges, random points.
+  const WarpedKeypoints warped = WarpKeypoints(Get("kpts.in"),
+                                               Get("in.im_A_depth"),
+                                               Get("in.im_B_depth"),
+                                               Get("in.T_1to2"),
+                                               Get("in.K1"),
+                                               Get("in.K2"));
+  ASSERT_EQ(warped.valid.scalar_type(), torch::kBool);
+  ExpectWarpEqual(warped.warp, Get("kpts.warp"), "kpts");
+  ExpectMaskEqual(warped.valid, Get("kpts.valid"), "kpts");
+  ExpectRelErrEqual(
+      warped.relative_depth_error, Get("kpts.rel_depth_err"), "kpts");
+}
+
+}  // namespace
+}  // namespace l2m
