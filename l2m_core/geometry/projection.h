@@ -54,7 +54,8 @@ at::Tensor SampleDepth(const at::Tensor& depth,
 // Cell centres of an h x w grid in normalised coordinates, (h·w, 2) row-major,
 // channel 0 = x. Built like RoMa's get_gt_warp: float32 linspace(−1 + 1/n,
 // 1 − 1/n, n), which can differ from the exact −1 + (2i + 1)/n by a float32
-// ulp; cast the result for other dtypes.
+// ulp; cast the result for other dtypes. The linspace's last bit depends on
+// the LibTorch version and device (1.13's CPU kernel made the fixtures).
 at::Tensor NormalizedGrid(int64_t h,
                           int64_t w,
                           at::Device device = at::Device(at::kCPU));

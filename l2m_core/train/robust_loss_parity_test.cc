@@ -5,6 +5,7 @@
 // gradient). Tolerances from MANIFEST §8: losses rtol 1e-6; masks and anchor
 // classes exact; certainty/gm gradients 1e-5 · max|grad|; flow gradients
 // 1e-3 · max|grad|, or 1e-5 · max|grad| when our x2 is bit-identical.
+// Also on CUDA where there is one.
 
 #include "l2m_core/train/robust_loss.h"
 #include "tests/tensor_fixture.h"
@@ -36,9 +37,14 @@ struct Inputs {
 };
 
 // Independent leaf tensors, as the fixture's generator passed them.
-Inputs MakeInputs(const TensorFixture& f, bool empty_depth) {
+Inputs MakeInputs(const TensorFixture& f,
+                  bool empty_depth,
+                  const torch::Device& device) {
+  const auto get = [&](const std::string& name) {
+    return f.Get(name).to(device);
+  };
   const auto leaf = [&](const std::string& name) {
-    return f.Get(name).clone().set_requires_grad(true);
+    return get(name).clone().set_requires_grad(true);
   };
   Inputs in;
   for (const int s : kScales) {
@@ -52,12 +58,12 @@ Inputs MakeInputs(const TensorFixture& f, bool empty_depth) {
     }
     in.corresps.push_back(c);
   }
-  in.batch.depth_a = f.Get("in.im_A_depth");
+  in.batch.depth_a = get("in.im_A_depth");
   if (empty_depth) in.batch.depth_a = torch::zeros_like(in.batch.depth_a);
-  in.batch.depth_b = f.Get("in.im_B_depth");
-  in.batch.calibration_a = f.Get("in.K1");
-  in.batch.calibration_b = f.Get("in.K2");
-  in.batch.cam2_from_cam1 = f.Get("in.T_1to2");
+  in.batch.depth_b = get("in.im_B_depth");
+  in.batch.calibration_a = get("in.K1");
+  in.batch.calibration_b = get("in.K2");
+  in.batch.cam2_from_cam1 = get("in.T_1to2");
   return in;
 }
 
@@ -67,7 +73,7 @@ void ExpectScalarClose(const torch::Tensor& got,
                        const std::string& what) {
   ASSERT_TRUE(got.defined()) << what;
   ASSERT_EQ(got.numel(), 1) << what;
-  const double g = got.item<double>();
+  const double g = got.cpu().item<double>();
   const double r = ref.item<double>();
   if (std::isnan(r)) {
     std::printf("  %-32s ours %s ref nan\n",
@@ -91,10 +97,11 @@ void ExpectScalarClose(const torch::Tensor& got,
   }
 }
 
-void ExpectExact(const torch::Tensor& got,
+void ExpectExact(const torch::Tensor& got_any_device,
                  const torch::Tensor& ref,
                  const std::string& what) {
-  ASSERT_TRUE(got.defined()) << what;
+  ASSERT_TRUE(got_any_device.defined()) << what;
+  const torch::Tensor got = got_any_device.cpu();
   ASSERT_EQ(got.sizes(), ref.sizes()) << what;
   const int64_t mismatches =
       (got.to(ref.scalar_type()) != ref).sum().item<int64_t>();
@@ -106,12 +113,13 @@ void ExpectExact(const torch::Tensor& got,
 }
 
 // Returns the max abs difference.
-double ExpectTensorClose(const torch::Tensor& got,
+double ExpectTensorClose(const torch::Tensor& got_any_device,
                          const torch::Tensor& ref,
                          double rtol_of_max,
                          const std::string& what) {
-  EXPECT_TRUE(got.defined()) << what;
-  if (!got.defined()) return INFINITY;
+  EXPECT_TRUE(got_any_device.defined()) << what;
+  if (!got_any_device.defined()) return INFINITY;
+  const torch::Tensor got = got_any_device.cpu();
   EXPECT_EQ(got.sizes(), ref.sizes()) << what;
   const double err = (got - ref).abs().max().item<double>();
   const double ref_max = ref.abs().max().item<double>();
@@ -158,39 +166,66 @@ class RobustLossParityTest : public ::testing::Test {
     EXPECT_EQ(ours, ref_terms);
   }
 
+  void CheckMain(const torch::Device& device);
+  void CheckEmpty(const torch::Device& device);
+
   TensorFixture main_, empty_;
 };
 
-TEST_F(RobustLossParityTest, Main) {
-  Inputs in = MakeInputs(main_, /*empty_depth=*/false);
+void RobustLossParityTest::CheckMain(const torch::Device& device) {
+  Inputs in = MakeInputs(main_, /*empty_depth=*/false, device);
   const RobustLossResult result = ComputeRobustLoss(in.corresps, in.batch);
   result.total.backward();
   CompareOutputs(result, main_);
 
   // Internals; x2 bit-identity decides the flow-gradient tolerance (the
-  // regression gradient carries (flow − x2) / epe, MANIFEST §8).
+  // regression gradient carries (flow − x2) / epe, MANIFEST §8). The GT grid
+  // is a float32 torch.linspace, bit-identical to the reference's only on
+  // LibTorch 1.13's CPU kernel (the fixture's platform); elsewhere a cell can
+  // move by a float32 ulp, which invalid cells (far outside, unsupervised)
+  // can amplify: there only valid cells keep the strict bounds.
+  const bool reference_platform =
+      TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13 && device.is_cpu();
+  const double all_cells_rtol = reference_platform ? kLossRtol : 1e-4;
   bool x2_bit_identical = true;
   ASSERT_EQ(result.scales.size(), kScales.size());
   for (size_t i = 0; i < kScales.size(); ++i) {
-    const RobustLossScale& r = result.scales[i];
+    RobustLossScale r = result.scales[i];
+    r.x2 = r.x2.cpu();
     const std::string p = "int." + S(kScales[i]);
     ASSERT_EQ(r.scale, kScales[i]);
     ASSERT_EQ(r.x2.scalar_type(), torch::kFloat32);
     const torch::Tensor& ref_x2 = main_.Get(p + ".x2");
+    const torch::Tensor valid = main_.Get(p + ".gt_prob") > 0;
     const int64_t x2_diff = (r.x2 != ref_x2).sum().item<int64_t>();
     x2_bit_identical = x2_bit_identical && x2_diff == 0;
-    std::printf("  %-32s %lld values differ from the reference, max %.2e\n",
-                (p + ".x2").c_str(),
-                static_cast<long long>(x2_diff),
-                (r.x2 - ref_x2).abs().max().item<double>());
-    EXPECT_LE((r.x2 - ref_x2).abs().max().item<double>(), 1e-6) << p;
+    const double x2_err_valid = (r.x2 - ref_x2)
+                                    .abs()
+                                    .masked_select(valid.unsqueeze(-1))
+                                    .max()
+                                    .item<double>();
+    const double x2_err = (r.x2 - ref_x2).abs().max().item<double>();
+    std::printf(
+        "  %-32s %lld values differ from the reference, max %.2e on valid "
+        "cells, %.2e on all\n",
+        (p + ".x2").c_str(),
+        static_cast<long long>(x2_diff),
+        x2_err_valid,
+        x2_err);
+    EXPECT_LE(x2_err_valid, 1e-6) << p;
+    EXPECT_LE(x2_err, reference_platform ? 1e-6 : 1e-4) << p;
     ExpectExact(r.gt_prob, main_.Get(p + ".gt_prob"), p + ".gt_prob");
     ExpectExact(r.prob, main_.Get(p + ".prob"), p + ".prob");
-    ExpectTensorClose(r.epe, main_.Get(p + ".epe"), kLossRtol, p + ".epe");
+    ExpectTensorClose(r.epe.cpu().masked_select(valid),
+                      main_.Get(p + ".epe").masked_select(valid),
+                      kLossRtol,
+                      p + ".epe (valid)");
+    ExpectTensorClose(
+        r.epe, main_.Get(p + ".epe"), all_cells_rtol, p + ".epe (all)");
     if (main_.Has(p + ".prev_epe_up")) {
       ExpectTensorClose(r.prev_epe_up,
                         main_.Get(p + ".prev_epe_up"),
-                        kLossRtol,
+                        all_cells_rtol,
                         p + ".prev_epe_up");
     } else {
       EXPECT_FALSE(r.prev_epe_up.defined()) << p;
@@ -223,9 +258,9 @@ TEST_F(RobustLossParityTest, Main) {
   }
 }
 
-TEST_F(RobustLossParityTest, NoValidPixel) {
+void RobustLossParityTest::CheckEmpty(const torch::Device& device) {
   // Same corresps, im_A_depth all zeros: every prob is 0.
-  Inputs in = MakeInputs(main_, /*empty_depth=*/true);
+  Inputs in = MakeInputs(main_, /*empty_depth=*/true, device);
   const RobustLossResult result = ComputeRobustLoss(in.corresps, in.batch);
   result.total.backward();
   CompareOutputs(result, empty_);
@@ -250,6 +285,22 @@ TEST_F(RobustLossParityTest, NoValidPixel) {
                         p + ".gm_certainty");
     }
   }
+}
+
+TEST_F(RobustLossParityTest, Main) { CheckMain(torch::kCPU); }
+
+TEST_F(RobustLossParityTest, NoValidPixel) { CheckEmpty(torch::kCPU); }
+
+// The same on CUDA (the trainer's device); MANIFEST §8: no TF32, no autocast
+// (the loss has no float32 matmul; the GT warp's matmuls are float64).
+TEST_F(RobustLossParityTest, MainCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  CheckMain(torch::kCUDA);
+}
+
+TEST_F(RobustLossParityTest, NoValidPixelCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  CheckEmpty(torch::kCUDA);
 }
 
 }  // namespace
