@@ -5,6 +5,7 @@
 #include "colmap_plugin/models_command.h"
 #include "colmap_plugin/option_manager.h"
 #include "colmap_plugin/reconstruction.h"
+#include "colmap_plugin/scale_commands.h"
 #include "datasets/eval_command.h"
 #include "synth/demo_scene.h"
 #include "synth/synth_command.h"
@@ -104,6 +105,8 @@ int RunImageImport(int argc, char** argv) {
 }
 
 int RunPairs(int argc, char** argv) {
+  if (HasOption(argc, argv, "retrieval"))
+    return RunRetrievalPairsCommand(argc, argv);
   std::string database_path, output_path;
   PairOptions pairs;
   OptionManager options(
@@ -121,6 +124,8 @@ int RunPairs(int argc, char** argv) {
 }
 
 int RunMatch(int argc, char** argv) {
+  if (HasOption(argc, argv, "plan_path"))
+    return RunShardMatchCommand(argc, argv);
   std::string database_path, image_path, pairs_path;
   MatcherOptions matcher;
   MatchingOptions matching;
@@ -128,7 +133,9 @@ int RunMatch(int argc, char** argv) {
                         "Matches image pairs and stores the result (resumable: "
                         "stored pairs are skipped).\n"
                         "Sparse matchers write keypoints + matches; dense ones "
-                        "raw matches (then run `l2m tracks`).");
+                        "raw matches (then run `l2m tracks`).\n"
+                        "With --plan_path: one shard of a plan (`l2m match "
+                        "--plan_path P --help`).");
   options.AddRequired(
       "database_path", &database_path, "The database with the images.");
   options.AddRequired("image_path", &image_path, "The image folder.");
@@ -277,9 +284,16 @@ std::vector<Command>& Commands() {
        "Adds a folder of images (+ cameras) to a database.",
        RunImageImport},
       {"pairs",
-       "Writes the pairs to match (exhaustive, sequential, from a file).",
+       "Writes the pairs to match (exhaustive, sequential, file, "
+       "--retrieval K).",
        RunPairs},
       {"match", "Matches pairs with a matcher adapter (resumable).", RunMatch},
+      {"plan",
+       "Sorted pair list in fixed chunks for sharded matching (Slurm, MPI).",
+       RunPlanCommand},
+      {"merge",
+       "Checks chunk files of a plan and merges them into the database.",
+       RunMergeCommand},
       {"tracks",
        "Dense matches -> per-image keypoints and multi-view tracks.",
        RunTracks},
