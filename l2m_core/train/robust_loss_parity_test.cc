@@ -212,7 +212,9 @@ void RobustLossParityTest::CheckMain(const torch::Device& device) {
         static_cast<long long>(x2_diff),
         x2_err_valid,
         x2_err);
-    EXPECT_LE(x2_err_valid, 1e-6) << p;
+    // Elsewhere a grid ulp moves valid warps by up to 4.2e-7 in float64
+    // (MANIFEST §8), plus the float32 rounding of x2 (≤ 2.4e-7 at |x| < 4).
+    EXPECT_LE(x2_err_valid, reference_platform ? 1e-6 : 2e-6) << p;
     EXPECT_LE(x2_err, reference_platform ? 1e-6 : 1e-4) << p;
     ExpectExact(r.gt_prob, main_.Get(p + ".gt_prob"), p + ".gt_prob");
     ExpectExact(r.prob, main_.Get(p + ".prob"), p + ".prob");
