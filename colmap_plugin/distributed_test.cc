@@ -44,9 +44,21 @@ void WriteFrames(const std::string& dir) {
   fs::create_directories(dir);
   const int width = 320, height = 240;
   cv::Mat canvas(height + 40, width + 16 * kNumImages, CV_8UC3);
+  // Random coloured shapes: corners and blobs at many scales for SIFT.
   cv::RNG rng(21);
-  rng.fill(canvas, cv::RNG::UNIFORM, 0, 255);
-  cv::GaussianBlur(canvas, canvas, cv::Size(0, 0), 2.0);
+  canvas.setTo(cv::Scalar(128, 128, 128));
+  for (int k = 0; k < 900; ++k) {
+    const cv::Scalar colour(
+        rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255));
+    const cv::Point c(rng.uniform(0, canvas.cols), rng.uniform(0, canvas.rows));
+    const int r = rng.uniform(2, 14);
+    if (k % 2)
+      cv::circle(canvas, c, r, colour, cv::FILLED);
+    else
+      cv::rectangle(
+          canvas, c, c + cv::Point(r, rng.uniform(2, 14)), colour, cv::FILLED);
+  }
+  cv::GaussianBlur(canvas, canvas, cv::Size(0, 0), 0.8);
   for (int i = 0; i < kNumImages; ++i) {
     char name[64];
     std::snprintf(name, sizeof(name), "%s/frame_%02d.png", dir.c_str(), i);
