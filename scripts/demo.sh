@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a folder of photos -> COLMAP sparse model + report.
-#   scripts/demo.sh                      # built-in demo scene (rendered offline)
+#   scripts/demo.sh                      # demo scene: orbit around a lifted photo, true poses known
+#   L2M_DEMO=boxes scripts/demo.sh       # the older ray-cast box scene
 #   scripts/demo.sh IMAGE_DIR [WORKSPACE] [l2m reconstruct options...]
 # Set-up (Debian packages + build) runs first and is a no-op when done.
 set -euo pipefail
@@ -14,9 +15,19 @@ workspace="${2:-}"
 shift $(( $# > 2 ? 2 : $# )) || true
 if [ -z "$image_dir" ]; then
   workspace="${workspace:-$root/demo_output}"
-  echo "demo: no image folder given: rendering the built-in demo scene into $workspace/demo_scene"
-  "$l2m" demo_scene --output_path "$workspace/demo_scene"
-  image_dir="$workspace/demo_scene/images"
+  if [ "${L2M_DEMO:-photo}" = boxes ]; then
+    echo "demo: no image folder given: rendering the ray-cast box scene into $workspace/demo_scene"
+    "$l2m" demo_scene --output_path "$workspace/demo_scene"
+    image_dir="$workspace/demo_scene/images"
+  else
+    # A real photo with its real (Middlebury stereo) disparity, shipped by
+    # python3-skimage (scripts/packages.txt), lifted and seen from an orbit.
+    data=/usr/lib/python3/dist-packages/skimage/data
+    echo "demo: no image folder given: rendering an orbit of views around a lifted photo ($data/motorcycle_left.png + its disparity) into $workspace/scene"
+    "$l2m" synth scene --image "$data/motorcycle_left.png" --disparity "$data/motorcycle_disp.npz" \
+      --output "$workspace/scene"
+    image_dir="$workspace/scene/images"
+  fi
 fi
 if [ ! -d "$image_dir" ]; then
   echo "demo: '$image_dir' is not a folder" >&2
