@@ -58,17 +58,40 @@ NovelView RenderNovelView(const LiftedImage& source,
                           const Eigen::Matrix4d& cam2_from_cam1,
                           const NovelViewOptions& options) {
   const int rows = source.depth.rows, cols = source.depth.cols;
-  std::vector<Eigen::Vector3f> points =
-      UnprojectDepth(source.depth, source.camera);
+  const PinholeCamera& camera1 = source.camera;
+  // Unprojection and the rigid transform in one pass: the point of pixel
+  // (r, c) is z * R * ray(r, c) + t, and R * ray splits into a per-column
+  // and a per-row term.
   const Eigen::Matrix3f R = cam2_from_cam1.topLeftCorner<3, 3>().cast<float>();
   const Eigen::Vector3f t = cam2_from_cam1.topRightCorner<3, 1>().cast<float>();
-  // Unknown-depth vertices (z = 0) stay invalid after the transform.
-  std::vector<uint8_t> valid(points.size());
-  for (size_t k = 0; k < points.size(); ++k) {
-    valid[k] = points[k].z() > 0;
-    points[k] = R * points[k] + t;
-  }
-  Fragments fragments;
+  std::vector<Eigen::Vector3f> column_term(cols);
+  for (int c = 0; c < cols; ++c)
+    column_term[c] =
+        R.col(0) * static_cast<float>((c + 0.5 - camera1.cx) / camera1.fx);
+  // Per-thread scratch, reused across views (no page faults per view); named
+  // through references, as a thread_local name inside the worker lambdas
+  // would denote the worker's own instance.
+  thread_local std::vector<Eigen::Vector3f> points_buffer;
+  thread_local std::vector<uint8_t> valid_buffer;
+  thread_local Fragments fragments_buffer;
+  std::vector<Eigen::Vector3f>& points = points_buffer;
+  std::vector<uint8_t>& valid = valid_buffer;  // Unknown depth (z = 0).
+  Fragments& fragments = fragments_buffer;
+  points.resize(static_cast<size_t>(rows) * cols);
+  valid.resize(points.size());
+  ParallelFor(rows, options.raster.num_threads, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const Eigen::Vector3f row_term =
+          R.col(1) * static_cast<float>((r + 0.5 - camera1.cy) / camera1.fy) +
+          R.col(2);
+      const float* z = source.depth.ptr<float>(r);
+      const size_t base = static_cast<size_t>(r) * cols;
+      for (int c = 0; c < cols; ++c) {
+        valid[base + c] = z[c] > 0;
+        points[base + c] = z[c] * (column_term[c] + row_term) + t;
+      }
+    }
+  });
   RasterizeGridMesh(
       points, rows, cols, valid.data(), camera2, options.raster, &fragments);
 
@@ -86,6 +109,9 @@ NovelView RenderNovelView(const LiftedImage& source,
   const float threshold = static_cast<float>(options.visibility_threshold);
   ParallelFor(camera2.height, options.raster.num_threads, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r) {
+      cv::Vec3b* out = view.raw_image.ptr<cv::Vec3b>(r);
+      uint8_t* hole = view.hole_mask.ptr<uint8_t>(r);
+      float* depth = view.depth.ptr<float>(r);
       for (int c = 0; c < camera2.width; ++c) {
         const int index = r * camera2.width + c;
         if (!fragments.Covered(index)) continue;
@@ -98,14 +124,13 @@ NovelView RenderNovelView(const LiftedImage& source,
             (w0 * visible[v[0]] + w1 * visible[v[1]] + w2 * visible[v[2]]) /
             255.0f;
         if (vis < threshold) continue;
-        cv::Vec3b& out = view.raw_image.at<cv::Vec3b>(r, c);
         for (int ch = 0; ch < 3; ++ch) {
           const float value = w0 * colors[v[0]][ch] + w1 * colors[v[1]][ch] +
                               w2 * colors[v[2]][ch];
-          out[ch] = cv::saturate_cast<uint8_t>(value);
+          out[c][ch] = cv::saturate_cast<uint8_t>(value);
         }
-        view.hole_mask.at<uint8_t>(r, c) = 0;
-        view.depth.at<float>(r, c) = fragments.depth[index];
+        hole[c] = 0;
+        depth[c] = fragments.depth[index];
       }
     }
   });
@@ -131,17 +156,29 @@ GtWarp ComputeGtWarp(const cv::Mat& depth_a,
   CV_Assert(depth_a.type() == CV_32F && depth_b.type() == CV_32F);
   GtWarp gt;
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  gt.warp = cv::Mat(depth_a.size(), CV_32FC2, cv::Scalar(nan, nan));
-  gt.valid = cv::Mat::zeros(depth_a.size(), CV_8U);
+  // Every pixel is written once below (no pre-fill pass).
+  gt.warp.create(depth_a.size(), CV_32FC2);
+  gt.valid.create(depth_a.size(), CV_8U);
   const Eigen::Matrix3d R = b_from_a.topLeftCorner<3, 3>();
   const Eigen::Vector3d t = b_from_a.topRightCorner<3, 1>();
   const int wb = depth_b.cols, hb = depth_b.rows;
+  // p_b = z * R * ray(r, c) + t; R * ray = column term + row term.
+  std::vector<Eigen::Vector3d> column_term(depth_a.cols);
+  for (int c = 0; c < depth_a.cols; ++c)
+    column_term[c] = R.col(0) * ((c + 0.5 - camera_a.cx) / camera_a.fx);
   // Bilinear with zero padding, like grid_sample(align_corners=False).
   auto sample = [&](double x, double y) {
     const double u = x - 0.5, v = y - 0.5;
-    const int u0 = static_cast<int>(std::floor(u)),
-              v0 = static_cast<int>(std::floor(v));
+    // u, v > -0.5 here, so truncation after +1 is floor.
+    const int u0 = static_cast<int>(u + 1) - 1,
+              v0 = static_cast<int>(v + 1) - 1;
     const double fu = u - u0, fv = v - v0;
+    if (u0 >= 0 && v0 >= 0 && u0 + 1 < wb && v0 + 1 < hb) {
+      const float* top = depth_b.ptr<float>(v0) + u0;
+      const float* bottom = depth_b.ptr<float>(v0 + 1) + u0;
+      return (1 - fv) * ((1 - fu) * top[0] + fu * top[1]) +
+             fv * ((1 - fu) * bottom[0] + fu * bottom[1]);
+    }
     double value = 0;
     for (int dv = 0; dv < 2; ++dv) {
       for (int du = 0; du < 2; ++du) {
@@ -156,18 +193,20 @@ GtWarp ComputeGtWarp(const cv::Mat& depth_a,
   std::vector<int> counts(depth_a.rows, 0);
   ParallelFor(depth_a.rows, num_threads, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r) {
+      const Eigen::Vector3d row_term =
+          R.col(1) * ((r + 0.5 - camera_a.cy) / camera_a.fy) + R.col(2);
       const float* za = depth_a.ptr<float>(r);
       cv::Vec2f* out = gt.warp.ptr<cv::Vec2f>(r);
       uint8_t* ok = gt.valid.ptr<uint8_t>(r);
       for (int c = 0; c < depth_a.cols; ++c) {
+        out[c] = cv::Vec2f(nan, nan);
+        ok[c] = 0;
         if (!(za[c] > 0)) continue;
-        const Eigen::Vector3d p_a(za[c] * (c + 0.5 - camera_a.cx) / camera_a.fx,
-                                  za[c] * (r + 0.5 - camera_a.cy) / camera_a.fy,
-                                  za[c]);
-        const Eigen::Vector3d p_b = R * p_a + t;
+        const Eigen::Vector3d p_b = za[c] * (column_term[c] + row_term) + t;
         if (!(p_b.z() > 0)) continue;
-        const double x = camera_b.fx * p_b.x() / p_b.z() + camera_b.cx;
-        const double y = camera_b.fy * p_b.y() / p_b.z() + camera_b.cy;
+        const double inv_z = 1 / p_b.z();
+        const double x = camera_b.fx * p_b.x() * inv_z + camera_b.cx;
+        const double y = camera_b.fy * p_b.y() * inv_z + camera_b.cy;
         if (!(x > 0 && x < wb && y > 0 && y < hb)) continue;
         const double z_b = sample(x, y);
         if (!(z_b > 0)) continue;

@@ -204,5 +204,88 @@ TEST(NovelView, OcclusionIsCaughtByTheDepthTest) {
   EXPECT_NEAR(q[0] - 48.5, 57.6 * 0.3 / (1.0 / 1.0), 0.1);
 }
 
+// The rasteriser's culling, row spans and per-thread z-buffers skip work
+// only: every pixel must get exactly the face and depth that testing it
+// against every triangle gives, for any thread count.
+TEST(Rasterizer, EqualsBruteForceForAnyThreadCount) {
+  const int rows = 24, cols = 32;
+  PinholeCamera camera = PinholeCamera::FromFocalFraction(40, 30, 0.7);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0, 1);
+  std::vector<Eigen::Vector3f> points(rows * cols);
+  std::vector<uint8_t> valid(rows * cols);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      // Two depth layers with a jagged border (long thin triangles across
+      // it), a few invalid vertices, slightly jittered positions.
+      const float z = (j > 12 + 4 * std::sin(i * 0.7f)) ? 4.0f : 1.5f;
+      const float x = ((j + 0.5f) / cols - 0.5f) * 1.3f * z + 0.02f * u(rng);
+      const float y = ((i + 0.5f) / rows - 0.5f) * 1.0f * z + 0.02f * u(rng);
+      points[i * cols + j] = Eigen::Vector3f(x, y, z + 0.1f * u(rng));
+      valid[i * cols + j] = u(rng) > 0.05f;
+    }
+  // Brute force with the rasteriser's own coverage rule.
+  auto edge = [](const Eigen::Vector3f& a,
+                 const Eigen::Vector3f& b,
+                 float px,
+                 float py) {
+    return (b.x() - a.x()) * (py - a.y()) - (b.y() - a.y()) * (px - a.x());
+  };
+  std::vector<Eigen::Vector3f> screen(points.size());  // x, y, 1/z.
+  for (size_t k = 0; k < points.size(); ++k) {
+    const float iz = 1.0f / points[k].z();
+    screen[k] =
+        Eigen::Vector3f(static_cast<float>(camera.fx) * points[k].x() * iz +
+                            static_cast<float>(camera.cx),
+                        static_cast<float>(camera.fy) * points[k].y() * iz +
+                            static_cast<float>(camera.cy),
+                        iz);
+  }
+  std::vector<float> depth(camera.width * camera.height, 0);
+  std::vector<int> face(camera.width * camera.height, -1);
+  for (int f = 0; f < 2 * (rows - 1) * (cols - 1); ++f) {
+    int v[3];
+    GridFaceVertices(f, cols, v);
+    if (!valid[v[0]] || !valid[v[1]] || !valid[v[2]]) continue;
+    const Eigen::Vector3f &a = screen[v[0]], &b = screen[v[1]],
+                          &c = screen[v[2]];
+    const float area = edge(a, b, c.x(), c.y());
+    if (std::abs(area) < 1e-12f) continue;
+    const float inv_area = 1.0f / area;
+    for (int r = 0; r < camera.height; ++r)
+      for (int col = 0; col < camera.width; ++col) {
+        const float px = col + 0.5f, py = r + 0.5f;
+        const float l0 = edge(b, c, px, py) * inv_area;
+        const float l1 = edge(c, a, px, py) * inv_area;
+        const float l2 = edge(a, b, px, py) * inv_area;
+        if (l0 < -1e-5f || l1 < -1e-5f || l2 < -1e-5f) continue;
+        const float inv_z = l0 * a.z() + l1 * b.z() + l2 * c.z();
+        if (!(inv_z > 0)) continue;
+        const float z = 1.0f / inv_z;
+        const int index = r * camera.width + col;
+        if (face[index] < 0 || z < depth[index] ||
+            (z == depth[index] && f < face[index])) {
+          depth[index] = z;
+          face[index] = f;
+        }
+      }
+  }
+  int covered = 0;
+  for (int f : face) covered += f >= 0;
+  ASSERT_GT(covered, camera.width * camera.height / 2);
+  for (int threads : {1, 2, 3}) {
+    RasterOptions options;
+    options.num_threads = threads;
+    Fragments fragments;
+    RasterizeGridMesh(
+        points, rows, cols, valid.data(), camera, options, &fragments);
+    int mismatches = 0;
+    for (size_t k = 0; k < face.size(); ++k)
+      mismatches +=
+          fragments.face[k] != face[k] || fragments.depth[k] != depth[k];
+    EXPECT_EQ(mismatches, 0) << threads << " thread(s)";
+  }
+}
+
 }  // namespace
 }  // namespace l2m
