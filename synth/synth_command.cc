@@ -391,6 +391,9 @@ int RunScene(int argc, char** argv) {
   m.Add("Scene.max_depth_ratio",
         &options.max_depth_ratio,
         "Far depths clamped to this * nearest depth.");
+  m.Add("Scene.disparity_offset",
+        &options.disparity_offset,
+        "Added to disparities before inverting (Middlebury doffs, px).");
   m.AddBool("Scene.fill_unknown_depth",
             &options.fill_unknown_depth,
             "Inpaint unknown disparity pixels and median-filter (5x5).");

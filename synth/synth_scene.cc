@@ -103,7 +103,9 @@ LiftedImage LiftScenePhoto(const std::string& image_path,
     const bool is_depth = options.lifting.input_kind == DepthInputKind::kDepth;
     for (int k = 0; k < static_cast<int>(depth.total()); ++k) {
       const float v = crop.at<float>(k);
-      depth.at<float>(k) = v > 0 ? (is_depth ? v : 1.0f / v) : nan;
+      const float d = v + static_cast<float>(options.disparity_offset);
+      depth.at<float>(k) =
+          is_depth ? (v > 0 ? v : nan) : (d > 0 ? 1.0f / d : nan);
     }
   }
   if (options.fill_unknown_depth && !disparity_path.empty()) {

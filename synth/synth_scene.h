@@ -41,6 +41,10 @@ struct SceneOptions {
   // Far depths are clamped to this multiple of the nearest one: a horizon at
   // (near) infinity would fill the novel views with stretched sky.
   double max_depth_ratio = 12;
+  // Added to a disparity file's values before inverting (Middlebury's doffs:
+  // depth = baseline * f / (d + doffs)); with it and the true focal length
+  // the lifted scene has the photo's real relief.
+  double disparity_offset = 0;
   // Inpaint unknown pixels of a disparity/depth file and median-filter it
   // (5x5), so that measurement gaps and speckle do not become holes.
   bool fill_unknown_depth = true;
