@@ -25,6 +25,6 @@ pairs=$(sed -n 's/.*"num_pairs": \([0-9]*\).*/\1/p' "$work/plan/plan.json")
 cat "$work"/match_*.log "$work/merge.log"
 awk -v p="$pairs" -v s="$start" -v e="$end" 'BEGIN { printf "match: %d pairs in %.1f s = %.1f pairs/s\n", p, e - s, p / (e - s) }'
 for f in "$work"/time_match_*.txt "$work/time_merge.txt"; do
-  echo "$(basename "$f" .txt): wall $(sed -n 's/.*Elapsed (wall clock) time[^:]*: //p' "$f"), peak RSS $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$f") kB"
+  echo "$(basename "$f" .txt): wall $(awk -F': ' '/Elapsed/ {print $2}' "$f"), peak RSS $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$f") kB"
 done
 du -sh "$work/plan/shards" "$work/db.db" | sed 's/^/size: /'
