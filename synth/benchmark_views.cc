@@ -3,7 +3,7 @@
 // dense GT included; inpainting reported separately (OpenCV Telea).
 //
 //   synth_benchmark [size] [seconds per setting, or Nv: N views] [threads:
-//                   1,2] [inpaint: 0,1]
+//                   1,2] [inpaint: 0,1 (2: Telea at half resolution)]
 //
 // Besides wall-clock views/s it prints the process CPU time per view: on the
 // shared 2-core machine the wall rate depends on the other users' load, the
@@ -15,6 +15,7 @@
 #include <Eigen/LU>
 #include <opencv2/core.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     for (const int threads : thread_counts) {
       NovelViewOptions options;
       options.inpaint = inpaint != 0;
+      options.inpaint_scale = std::max(1, inpaint);  // 2: half resolution.
       options.raster.num_threads = threads;
       std::mt19937_64 rng(3);
       int views = 0;
@@ -95,7 +97,10 @@ int main(int argc, char** argv) {
       }
       const double rate = views / timer.ElapsedSeconds();
       const double cpu_ms = 1000 * (ProcessCpuSeconds() - cpu_start) / views;
-      std::cout << (inpaint ? "with inpainting   " : "render + dense GT ")
+      std::cout << (inpaint == 0 ? "render + dense GT "
+                    : inpaint == 1
+                        ? "with inpainting   "
+                        : "inpainting at 1/" + std::to_string(inpaint) + " ")
                 << threads << " thread(s): " << rate << " views/s, " << cpu_ms
                 << " CPU ms/view (" << views << " views, mean holes "
                 << 100 * holes / views << " %)\n";

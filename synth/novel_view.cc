@@ -14,6 +14,10 @@ bool NovelViewOptions::Check(std::string* error) const {
     *error = "Views.inpaint_radius must be > 0";
     return false;
   }
+  if (inpaint_scale < 1 || inpaint_scale > 16) {
+    *error = "Views.inpaint_scale must be in [1, 16]";
+    return false;
+  }
   if (!(visibility_threshold > 0 && visibility_threshold <= 1)) {
     *error = "Views.visibility_threshold must be in (0, 1]";
     return false;
@@ -52,6 +56,53 @@ std::vector<Eigen::Vector3f> UnprojectDepth(const cv::Mat& depth,
   }
   return points;
 }
+
+namespace {
+
+// Telea at 1/scale resolution: each block is the mean of its known pixels,
+// blocks without any are the holes to fill; the fill is upsampled into the
+// full-resolution holes only.
+cv::Mat InpaintCoarse(const cv::Mat& image,
+                      const cv::Mat& hole_mask,
+                      double radius,
+                      int scale) {
+  const cv::Size small((image.cols + scale - 1) / scale,
+                       (image.rows + scale - 1) / scale);
+  cv::Mat known, weighted, color_sum, weight_sum;
+  cv::threshold(hole_mask, known, 0, 1, cv::THRESH_BINARY_INV);
+  known.convertTo(known, CV_32F);
+  image.convertTo(weighted, CV_32FC3);
+  cv::Mat known3;
+  cv::merge(std::vector<cv::Mat>{known, known, known}, known3);
+  weighted = weighted.mul(known3);
+  cv::resize(weighted, color_sum, small, 0, 0, cv::INTER_AREA);
+  cv::resize(known, weight_sum, small, 0, 0, cv::INTER_AREA);
+  cv::Mat small_image(small, CV_8UC3), small_holes(small, CV_8U);
+  for (int r = 0; r < small.height; ++r) {
+    for (int c = 0; c < small.width; ++c) {
+      const float w = weight_sum.at<float>(r, c);
+      const cv::Vec3f sum = color_sum.at<cv::Vec3f>(r, c);
+      small_holes.at<uint8_t>(r, c) = w > 1e-6f ? 0 : 255;
+      for (int ch = 0; ch < 3; ++ch)
+        small_image.at<cv::Vec3b>(r, c)[ch] =
+            w > 1e-6f ? cv::saturate_cast<uint8_t>(sum[ch] / w) : 0;
+    }
+  }
+  cv::Mat small_filled = small_image;
+  if (cv::countNonZero(small_holes) > 0)
+    cv::inpaint(small_image,
+                small_holes,
+                small_filled,
+                std::max(1.0, radius / scale),
+                cv::INPAINT_TELEA);
+  cv::Mat upsampled;
+  cv::resize(small_filled, upsampled, image.size(), 0, 0, cv::INTER_LINEAR);
+  cv::Mat out = image.clone();
+  upsampled.copyTo(out, hole_mask);
+  return out;
+}
+
+}  // namespace
 
 NovelView RenderNovelView(const LiftedImage& source,
                           const PinholeCamera& camera2,
@@ -134,7 +185,13 @@ NovelView RenderNovelView(const LiftedImage& source,
       }
     }
   });
-  if (options.inpaint && cv::countNonZero(view.hole_mask) > 0) {
+  if (options.inpaint && options.inpaint_scale > 1 &&
+      cv::countNonZero(view.hole_mask) > 0) {
+    view.image = InpaintCoarse(view.raw_image,
+                               view.hole_mask,
+                               options.inpaint_radius,
+                               options.inpaint_scale);
+  } else if (options.inpaint && cv::countNonZero(view.hole_mask) > 0) {
     cv::inpaint(view.raw_image,
                 view.hole_mask,
                 view.image,

@@ -38,6 +38,10 @@ struct NovelViewOptions {
   // Diffusion inpainter, which cannot run offline here.
   bool inpaint = true;
   double inpaint_radius = 5;
+  // > 1: inpaint at 1/scale resolution (blocks averaged over their known
+  // pixels) and upsample the fill into the holes: about scale^4 times less
+  // Telea work, a blurrier fill; known pixels are untouched either way.
+  int inpaint_scale = 1;
   // Hole where the interpolated vertex visibility is below this (the
   // reference's warp_mask = mask < 0.5).
   double visibility_threshold = 0.5;

@@ -204,6 +204,39 @@ TEST(NovelView, OcclusionIsCaughtByTheDepthTest) {
   EXPECT_NEAR(q[0] - 48.5, 57.6 * 0.3 / (1.0 / 1.0), 0.1);
 }
 
+TEST(NovelView, CoarseInpaintingFillsHolesAndKeepsKnownPixels) {
+  const int w = 96, h = 72;
+  const PinholeCamera camera = PinholeCamera::FromFocalFraction(w, h, 0.6);
+  cv::Mat disparity(h, w, CV_32F, cv::Scalar(0.3f));
+  disparity(cv::Rect(30, 20, 30, 30)).setTo(1.0f);  // A near box: holes.
+  const LiftedImage lifted =
+      LiftImage(TexturedImage(w, h, 4), disparity, camera, LiftingOptions());
+  Eigen::Matrix4d T = Eigen::Matrix4d::Identity();
+  T(0, 3) = 0.15;
+  NovelViewOptions options;
+  options.inpaint_scale = 2;
+  const NovelView view = RenderNovelView(lifted, camera, T, options);
+  const int holes = cv::countNonZero(view.hole_mask);
+  ASSERT_GT(holes, 50);
+  int changed_known = 0, black_holes = 0;
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      const cv::Vec3b a = view.image.at<cv::Vec3b>(r, c);
+      if (view.hole_mask.at<uint8_t>(r, c))
+        black_holes += a == cv::Vec3b(0, 0, 0);
+      else
+        changed_known += a != view.raw_image.at<cv::Vec3b>(r, c);
+    }
+  EXPECT_EQ(changed_known, 0);
+  EXPECT_EQ(black_holes, 0);
+  // The fill is close to full-resolution Telea's (both are smooth).
+  options.inpaint_scale = 1;
+  const NovelView full = RenderNovelView(lifted, camera, T, options);
+  cv::Mat diff;
+  cv::absdiff(view.image, full.image, diff);
+  EXPECT_LT(cv::mean(diff, view.hole_mask)[0], 40.0);
+}
+
 // The rasteriser's culling, row spans and per-thread z-buffers skip work
 // only: every pixel must get exactly the face and depth that testing it
 // against every triangle gives, for any thread count.
