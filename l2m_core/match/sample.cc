@@ -43,7 +43,7 @@ void KdeOptions::Check() const {
   if (!(std > 0)) {
     throw std::invalid_argument("KdeOptions: std must be > 0");
   }
-  if (max_chunk_elements < 1) {
+  if (max_chunk_elements < 1 || max_chunk_elements_cuda < 1) {
     throw std::invalid_argument("KdeOptions: max_chunk_elements must be >= 1");
   }
 }
@@ -118,8 +118,9 @@ at::Tensor Kde(const at::Tensor& x_in,
   at::Tensor density = torch::empty({n}, x.options());
   KdeStats local;
   if (n > 0) {
-    const int64_t rows = std::max<int64_t>(
-        1, std::min<int64_t>(n, options.max_chunk_elements / n));
+    const int64_t budget = x.is_cuda() ? options.max_chunk_elements_cuda
+                                       : options.max_chunk_elements;
+    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(n, budget / n));
     const int64_t mode = CdistMode(n, n);
     // The matmul form of torch.cdist (_euclidean_dist): rows
     // [-2x, |x|^2, 1] . [x, 1, |x|^2]; norms by the same torch ops.

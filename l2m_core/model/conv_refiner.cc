@@ -63,15 +63,48 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
   auto emb = disp_emb_(40.0 / 32.0 * scale_factor * displacement);
   std::vector<torch::Tensor> parts = {x, x_hat, emb};
   if (config_.local_corr_radius > 0) {
+    ScopedStage timed("local_correlation");
     parts.push_back(LocalCorrelation(x, y, config_.local_corr_radius, flow));
   }
   auto d = torch::cat(parts, 1);
-  d = block1_->forward(d);
-  for (const auto& block : *hidden_blocks_)
-    d = block->as<torch::nn::SequentialImpl>()->forward(d);
+  // Follow the weights' layout: channels-last weights want NHWC activations.
+  const auto& weight = block1_[0]->as<torch::nn::Conv2dImpl>()->weight;
+  if (d.is_cuda() && weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    d = d.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  d = RunBlock(block1_, d);
+  for (const auto& block : *hidden_blocks_) {
+    torch::nn::Sequential sequential(
+        std::dynamic_pointer_cast<torch::nn::SequentialImpl>(block));
+    d = RunBlock(sequential, d);
+  }
   AutocastOff fp32;
   d = out_conv_(d.to(torch::kFloat));
   return {d.slice(1, 0, config_.out_dim - 1), d.slice(1, config_.out_dim - 1)};
+}
+
+torch::Tensor ConvRefinerImpl::RunBlock(torch::nn::Sequential& block,
+                                        const torch::Tensor& x) const {
+  // [depthwise conv, BN, ReLU, 1x1 conv]; BN skipped once folded.
+  auto d = block[0]->as<torch::nn::Conv2dImpl>()->forward(x);
+  if (!bn_folded_) d = block[1]->as<torch::nn::BatchNorm2dImpl>()->forward(d);
+  d = torch::relu_(d);
+  return block[3]->as<torch::nn::Conv2dImpl>()->forward(d);
+}
+
+void ConvRefinerImpl::FoldBatchNorm() {
+  if (bn_folded_) return;
+  auto fold = [](torch::nn::Sequential& block) {
+    FoldBatchNormIntoConv(*block[0]->as<torch::nn::Conv2dImpl>(),
+                          *block[1]->as<torch::nn::BatchNorm2dImpl>());
+  };
+  fold(block1_);
+  for (const auto& block : *hidden_blocks_) {
+    torch::nn::Sequential s(
+        std::dynamic_pointer_cast<torch::nn::SequentialImpl>(block));
+    fold(s);
+  }
+  bn_folded_ = true;
 }
 
 }  // namespace l2m

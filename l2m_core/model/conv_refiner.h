@@ -34,8 +34,16 @@ class ConvRefinerImpl : public torch::nn::Module {
                      const torch::Tensor& flow,
                      double scale_factor);
 
+  // Inference only, after loading: folds each block's BatchNorm into its
+  // depthwise conv and skips it from then on.
+  void FoldBatchNorm();
+
  private:
+  torch::Tensor RunBlock(torch::nn::Sequential& block,
+                         const torch::Tensor& x) const;
+
   ConvRefinerConfig config_;
+  bool bn_folded_ = false;
   torch::nn::Sequential block1_{nullptr};
   torch::nn::ModuleList hidden_blocks_{nullptr};  // of Sequential blocks
   torch::nn::Conv2d out_conv_{nullptr};

@@ -45,6 +45,12 @@ DecoderImpl::DecoderImpl(const MatcherConfig& config) : config_(config) {
   conv_refiner_ = register_module("conv_refiner", nn::ModuleDict(refiners));
 }
 
+void DecoderImpl::FoldBatchNorm() {
+  for (const auto& item : conv_refiner_->items()) {
+    item.second->as<ConvRefinerImpl>()->FoldBatchNorm();
+  }
+}
+
 Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
                                      const FeaturePyramid& f_s,
                                      bool upsample,
@@ -81,14 +87,24 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
     const int s = scales[i];
     const std::string key = std::to_string(s);
     const std::string name = "s" + key + ".";
+    const std::string stage = (upsample ? "p2." : "p1.") + name;
     auto& proj = *proj_[key]->as<torch::nn::SequentialImpl>();
-    torch::Tensor fq = proj.forward(f_q.at(s));
-    torch::Tensor fs = proj.forward(f_s.at(s));
+    torch::Tensor fq, fs;
+    {
+      ScopedStage timed(stage + "proj");
+      fq = proj.forward(f_q.at(s));
+      fs = proj.forward(f_s.at(s));
+    }
     TracePut(trace, name + "proj_q", fq);
 
     if (s == config_.gp_scale) {
-      torch::Tensor gp_posterior = gps_[key]->as<GpImpl>()->forward(fq, fs);
+      torch::Tensor gp_posterior;
+      {
+        ScopedStage timed(stage + "gp");
+        gp_posterior = gps_[key]->as<GpImpl>()->forward(fq, fs);
+      }
       TracePut(trace, name + "gp_posterior", gp_posterior);
+      ScopedStage timed(stage + "transformer_decoder");
       CoarseMatch coarse = embedding_decoder_->forward(gp_posterior, fq);
       TracePut(trace, name + "gm_cls", coarse.cls);
       TracePut(trace, name + "gm_certainty", coarse.certainty);
@@ -97,6 +113,7 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
     }
 
     TracePut(trace, name + "flow_in", flow);
+    ScopedStage timed(stage + "refiner");
     Refinement r = conv_refiner_[key]->as<ConvRefinerImpl>()->forward(
         fq, fs, flow, scale_factor);
     TracePut(trace, name + "delta_flow", r.delta_flow);

@@ -40,6 +40,9 @@ class DecoderImpl : public torch::nn::Module {
                           double scale_factor,
                           ModelTrace* trace = nullptr);
 
+  // Inference only, after loading: folds the refiners' BatchNorms.
+  void FoldBatchNorm();
+
  private:
   MatcherConfig config_;
   TransformerDecoder embedding_decoder_{nullptr};

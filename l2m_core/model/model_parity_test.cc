@@ -2,8 +2,13 @@
 // MANIFEST.md §6-7). Tolerance: max |ours − ref| ≤ 1e-4 · max|ref| + 1e-5 per
 // tensor; certainty skips the pixels flagged final.ambiguous (within 1e-4 of
 // the |warp| = 1 cut).
+//
+// Built twice: as model_parity_test on the CPU, and with L2M_PARITY_ON_CUDA
+// as model_gpu_parity_test (label gpu) on CUDA in fp32 with TF32 off, where
+// the goal is 1e-3 of each tensor's max; it skips without a CUDA device.
 
 #include "l2m_core/model/gp.h"
+#include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "tests/tensor_fixture.h"
 #include "tests/test_utils.h"
@@ -21,8 +26,23 @@ namespace {
 
 using test::TensorFixture;
 
+#ifdef L2M_PARITY_ON_CUDA
+constexpr double kRtol = 1e-3;
+constexpr double kAtol = 1e-5;
+torch::Device Device() { return torch::Device(torch::kCUDA); }
+#define L2M_REQUIRE_DEVICE()                                             \
+  if (!torch::cuda::is_available()) {                                    \
+    GTEST_SKIP() << "no CUDA device: the GPU parity tests run on a GPU " \
+                    "machine only";                                      \
+  }                                                                      \
+  at::globalContext().setAllowTF32CuBLAS(false);                         \
+  at::globalContext().setAllowTF32CuDNN(false)
+#else
 constexpr double kRtol = 1e-4;
 constexpr double kAtol = 1e-5;
+torch::Device Device() { return torch::Device(torch::kCPU); }
+#define L2M_REQUIRE_DEVICE() (void)0
+#endif
 
 std::string FixtureDir(const std::string& shared) {
   return shared + "/fixtures/roma_parity";
@@ -69,7 +89,7 @@ Comparison Compare(const torch::Tensor& got,
                    const torch::Tensor& ref,
                    const torch::Tensor& mask = {}) {
   Comparison c;
-  auto diff = (got.to(torch::kFloat) - ref).abs();
+  auto diff = (got.to(torch::kCPU).to(torch::kFloat) - ref).abs();
   if (mask.defined()) diff = diff.masked_fill(mask, 0);
   c.max_err = diff.max().item<double>();
   c.ref_max = ref.abs().max().item<double>();
@@ -86,6 +106,7 @@ class ModelParityTest : public ::testing::Test {
     LoadStrict(*matcher_, TensorFixture::Load(dir + "/weights_matcher"));
     LoadStrict(*matcher_->dino(), TensorFixture::Load(dir + "/weights_dino"));
     matcher_->eval();
+    matcher_->to(Device());
   }
 
   // Compares every stored tensor of `run` (except inputs) with the trace /
@@ -107,8 +128,12 @@ class ModelParityTest : public ::testing::Test {
       A = main.Get("in.coarse").slice(0, 0, 1);
       B = main.Get("in.coarse").slice(0, 1, 2);
     }
+    auto on = [](const torch::Tensor& t) {
+      return t.defined() ? t.to(Device()) : t;
+    };
     ModelTrace trace;
-    const MatchResult result = matcher_->Match(A, B, A_up, B_up, &trace);
+    const MatchResult result =
+        matcher_->Match(on(A), on(B), on(A_up), on(B_up), &trace);
     const torch::Tensor ambiguous = ref.Get("final.ambiguous").to(torch::kBool);
 
     std::printf("[%s] %-26s %12s %12s %12s\n",
@@ -159,6 +184,7 @@ class ModelParityTest : public ::testing::Test {
 };
 
 TEST_F(ModelParityTest, RunMain) {
+  L2M_REQUIRE_DEVICE();
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = FixtureDir(shared);
   LoadModel(dir, /*upsample_preds=*/true);
@@ -166,6 +192,7 @@ TEST_F(ModelParityTest, RunMain) {
 }
 
 TEST_F(ModelParityTest, RunNoUpsample) {
+  L2M_REQUIRE_DEVICE();
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = FixtureDir(shared);
   LoadModel(dir, /*upsample_preds=*/false);
@@ -173,15 +200,28 @@ TEST_F(ModelParityTest, RunNoUpsample) {
 }
 
 TEST_F(ModelParityTest, RunNormalized) {
+  L2M_REQUIRE_DEVICE();
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = FixtureDir(shared);
   LoadModel(dir, /*upsample_preds=*/true);
   CheckRun(dir, "run_norm");
 }
 
+// BatchNorms folded into the convs and channels-last weights (what
+// OptimizeForInference does for speed) stay within the same tolerance.
+TEST_F(ModelParityTest, OptimizedForInference) {
+  L2M_REQUIRE_DEVICE();
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/true);
+  matcher_->OptimizeForInference(/*channels_last=*/true);
+  CheckRun(dir, "run_main");
+}
+
 // The batched form runs pairs of equal size in one batch and gives each pair's
 // single result.
 TEST_F(ModelParityTest, BatchedMatchesSingle) {
+  L2M_REQUIRE_DEVICE();
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = FixtureDir(shared);
   LoadModel(dir, /*upsample_preds=*/true);
@@ -193,7 +233,8 @@ TEST_F(ModelParityTest, BatchedMatchesSingle) {
   auto B = torch::cat({c.slice(0, 1, 2), c.slice(0, 0, 1)});
   auto A_up = torch::cat({u.slice(0, 0, 1), u.slice(0, 1, 2)});
   auto B_up = torch::cat({u.slice(0, 1, 2), u.slice(0, 0, 1)});
-  const MatchResult batched = matcher_->MatchBatched(A, B, A_up, B_up);
+  const MatchResult batched = matcher_->MatchBatched(
+      A.to(Device()), B.to(Device()), A_up.to(Device()), B_up.to(Device()));
   ASSERT_EQ(batched.warp.sizes(), (std::vector<int64_t>{2, 80, 320, 4}));
   ASSERT_EQ(batched.certainty.sizes(), (std::vector<int64_t>{2, 80, 320}));
   const torch::Tensor ambiguous = ref.Get("final.ambiguous").to(torch::kBool);
@@ -218,6 +259,7 @@ TEST_F(ModelParityTest, BatchedMatchesSingle) {
 // The Cholesky option of the GP stays within tolerance of the reference's
 // matrix inverse.
 TEST(ModelParityGp, CholeskyWithinTolerance) {
+  L2M_REQUIRE_DEVICE();
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = FixtureDir(shared);
   const MatcherConfig config = LoadFixtureConfig(dir + "/config.json");
@@ -227,6 +269,7 @@ TEST(ModelParityGp, CholeskyWithinTolerance) {
     GpConfig gp_config = config.gp;
     gp_config.use_cholesky = cholesky;
     Gp gp(gp_config);
+    gp->to(Device());
     {
       torch::NoGradGuard no_grad;
       gp->named_parameters()["pos_conv.weight"].copy_(
@@ -235,7 +278,7 @@ TEST(ModelParityGp, CholeskyWithinTolerance) {
           weights.Get("decoder.gps.16.pos_conv.bias"));
     }
     // Symmetric batch: the support of pair i is the query of the other one.
-    const torch::Tensor& q = ref.Get("p1.s16.proj_q");
+    const torch::Tensor q = ref.Get("p1.s16.proj_q").to(Device());
     const torch::Tensor s = torch::cat({q.slice(0, 1, 2), q.slice(0, 0, 1)});
     torch::NoGradGuard no_grad;
     const Comparison c = Compare(gp(q, s), ref.Get("p1.s16.gp_posterior"));
@@ -246,6 +289,29 @@ TEST(ModelParityGp, CholeskyWithinTolerance) {
     EXPECT_LE(c.max_err, c.tol);
   }
 }
+
+#ifdef L2M_PARITY_ON_CUDA
+// The CUDA kernel against the grid_sample formulation on the CPU, with warp
+// targets partly outside the support image (zero padding).
+TEST(LocalCorrelationCuda, MatchesGridSampleIncludingBorders) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const torch::Tensor f0 = torch::randn({2, 16, 12, 20}, cuda);
+  const torch::Tensor f1 = torch::randn({2, 16, 15, 18}, cuda);
+  const torch::Tensor flow = torch::rand({2, 2, 12, 20}, cuda) * 2.4 - 1.2;
+  for (int radius : {1, 3}) {
+    const torch::Tensor got = LocalCorrelation(f0, f1, radius, flow);
+    const torch::Tensor ref =
+        LocalCorrelation(f0.cpu(), f1.cpu(), radius, flow.cpu());
+    ASSERT_EQ(got.sizes(), ref.sizes());
+    const double err = (got.cpu() - ref).abs().max().item<double>();
+    std::printf(
+        "[local corr r=%d] kernel vs grid_sample max|err| %.3e\n", radius, err);
+    EXPECT_LT(err, 1e-4);
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace l2m

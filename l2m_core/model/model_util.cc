@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <chrono>
+
 namespace l2m {
 namespace {
 
@@ -22,7 +24,69 @@ bool CudaAutocastEnabled() { return at::autocast::is_enabled(); }
 void SetCudaAutocast(bool on) { at::autocast::set_enabled(on); }
 #endif
 
+thread_local StageProfiler* active_profiler = nullptr;
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+StageProfiler::StageProfiler(bool synchronize_cuda)
+    : synchronize_cuda_(synchronize_cuda), previous_(active_profiler) {
+  active_profiler = this;
+}
+
+StageProfiler::~StageProfiler() { active_profiler = previous_; }
+
+StageProfiler* StageProfiler::Active() { return active_profiler; }
+
+ScopedStage::ScopedStage(const char* name) : ScopedStage(std::string(name)) {}
+
+ScopedStage::ScopedStage(const std::string& name) : profiler_(active_profiler) {
+  if (profiler_ == nullptr) return;
+  name_ = name;
+  if (profiler_->synchronize_cuda_) torch::cuda::synchronize();
+  start_ms_ = NowMs();
+}
+
+ScopedStage::~ScopedStage() {
+  if (profiler_ == nullptr) return;
+  if (profiler_->synchronize_cuda_) torch::cuda::synchronize();
+  profiler_->ms_[name_] += NowMs() - start_ms_;
+}
+
+void FoldBatchNormIntoConv(torch::nn::Conv2dImpl& conv,
+                           const torch::nn::BatchNorm2dImpl& bn) {
+  torch::NoGradGuard no_grad;
+  const auto dtype = conv.weight.scalar_type();
+  const at::Tensor scale =
+      bn.weight.to(torch::kFloat64) /
+      (bn.running_var.to(torch::kFloat64) + bn.options.eps()).sqrt();
+  const at::Tensor bias = conv.bias.defined() ? conv.bias.to(torch::kFloat64)
+                                              : torch::zeros_like(scale);
+  const at::Tensor w =
+      conv.weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1});
+  const at::Tensor b = (bias - bn.running_mean.to(torch::kFloat64)) * scale +
+                       bn.bias.to(torch::kFloat64);
+  conv.weight.set_data(w.to(dtype));
+  if (conv.bias.defined()) {
+    conv.bias.set_data(b.to(dtype));
+  } else {
+    conv.bias = conv.register_parameter("bias", b.to(dtype));
+  }
+}
+
+void ConvertConvWeightsToChannelsLast(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    if (p.dim() == 4) {
+      p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+}
 
 AutocastOff::AutocastOff() : was_enabled_(CudaAutocastEnabled()) {
   SetCudaAutocast(false);

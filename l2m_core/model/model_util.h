@@ -6,6 +6,14 @@
 #include <map>
 #include <string>
 
+namespace torch {
+namespace nn {
+class Module;
+class Conv2dImpl;
+class BatchNorm2dImpl;
+}  // namespace nn
+}  // namespace torch
+
 // Small helpers shared by the model stages.
 
 namespace l2m {
@@ -30,6 +38,53 @@ inline void TracePut(ModelTrace* trace,
                      const at::Tensor& t) {
   if (trace != nullptr) trace->Put(name, t);
 }
+
+// Wall time per model stage, for `l2m bench`'s breakdown. While a profiler
+// is active on this thread, each ScopedStage synchronises the device at its
+// ends (so stages add up to the total, at some cost to overlap); otherwise a
+// ScopedStage costs one thread-local read.
+class StageProfiler {
+ public:
+  explicit StageProfiler(bool synchronize_cuda);
+  ~StageProfiler();  // Deactivates.
+  StageProfiler(const StageProfiler&) = delete;
+  StageProfiler& operator=(const StageProfiler&) = delete;
+
+  // Milliseconds by stage name, summed over calls.
+  const std::map<std::string, double>& milliseconds() const { return ms_; }
+  static StageProfiler* Active();
+
+ private:
+  friend class ScopedStage;
+  bool synchronize_cuda_;
+  StageProfiler* previous_;
+  std::map<std::string, double> ms_;
+};
+
+class ScopedStage {
+ public:
+  explicit ScopedStage(const char* name);
+  ScopedStage(const std::string& name);
+  ~ScopedStage();
+  ScopedStage(const ScopedStage&) = delete;
+  ScopedStage& operator=(const ScopedStage&) = delete;
+
+ private:
+  StageProfiler* profiler_;
+  std::string name_;
+  double start_ms_ = 0;
+};
+
+// Folds an inference-mode BatchNorm that follows `conv` into the conv's
+// weight and bias (w' = w·g/sqrt(v+eps), b' = (b−m)·g/sqrt(v+eps) + beta), so
+// the BN pass over the activations can be skipped. In float64, so the folded
+// fp32 weights stay within rounding of the two-step result.
+void FoldBatchNormIntoConv(torch::nn::Conv2dImpl& conv,
+                           const torch::nn::BatchNorm2dImpl& bn);
+
+// Stores every 4-D parameter of `module` channels-last (NHWC), the layout
+// cuDNN's fast fp16/bf16 convolutions (depthwise ones above all) want.
+void ConvertConvWeightsToChannelsLast(torch::nn::Module& module);
 
 // Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
 // in fp32, as in the reference.

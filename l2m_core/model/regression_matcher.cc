@@ -36,8 +36,15 @@ CnnAndDinov2Impl::CnnAndDinov2Impl(const MatcherConfig& config) {
 
 FeaturePyramid CnnAndDinov2Impl::forward(const torch::Tensor& x,
                                          bool upsample) {
-  FeaturePyramid pyramid = cnn_(x);
-  if (!upsample) pyramid[16] = dino_(x);
+  FeaturePyramid pyramid;
+  {
+    ScopedStage stage(upsample ? "p2.vgg" : "p1.vgg");
+    pyramid = cnn_(x);
+  }
+  if (!upsample) {
+    ScopedStage stage("p1.dinov2");
+    pyramid[16] = dino_(x);
+  }
   return pyramid;
 }
 
@@ -68,6 +75,16 @@ RegressionMatcherImpl::RegressionMatcherImpl(const MatcherConfig& config)
   config_.Check();
   encoder_ = register_module("encoder", CnnAndDinov2(config_));
   decoder_ = register_module("decoder", Decoder(config_));
+}
+
+void RegressionMatcherImpl::OptimizeForInference(bool channels_last) {
+  eval();
+  encoder_->cnn()->FoldBatchNorm();
+  decoder_->FoldBatchNorm();
+  if (channels_last) {
+    ConvertConvWeightsToChannelsLast(*encoder_->cnn());
+    ConvertConvWeightsToChannelsLast(*decoder_);
+  }
 }
 
 Correspondences RegressionMatcherImpl::Forward(const torch::Tensor& im_A,
@@ -150,6 +167,7 @@ MatchResult RegressionMatcherImpl::MatchBatched(
     finest = fine.at(1);
   }
   set_prefix("final.");
+  ScopedStage final_stage("final");
   if (attenuation.defined()) TracePut(trace, "attenuation", attenuation);
   if (trace != nullptr) trace->prefix = prefix;
 

@@ -28,6 +28,7 @@ class CnnAndDinov2Impl : public torch::nn::Module {
   FeaturePyramid forward(const torch::Tensor& x, bool upsample);
 
   DinoVisionTransformer& dino() { return dino_; }
+  Vgg19& cnn() { return cnn_; }
 
   // Keep the ViT on the same device / mode as the rest.
   void to(torch::Device device,
@@ -86,6 +87,13 @@ class RegressionMatcherImpl : public torch::nn::Module {
                           const ScaleEstimate* init,
                           double scale_factor,
                           ModelTrace* trace = nullptr);
+
+  // Inference speed-ups that keep the fp32 results within rounding: fold the
+  // VGG and refiner BatchNorms into their convs and, on CUDA, keep conv
+  // weights and activations channels-last. Call after loading weights and
+  // moving to the device; the state dict no longer holds the checkpoint's
+  // values afterwards.
+  void OptimizeForInference(bool channels_last);
 
   const MatcherConfig& config() const { return config_; }
   CnnAndDinov2& encoder() { return encoder_; }

@@ -1,5 +1,7 @@
 #include "l2m_core/model/vgg.h"
 
+#include "l2m_core/model/model_util.h"
+
 #include <torch/torch.h>
 
 namespace l2m {
@@ -30,6 +32,12 @@ Vgg19Impl::Vgg19Impl(const VggConfig& config) {
 FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
   FeaturePyramid feats;
   torch::Tensor x = input;
+  // Follow the weights' layout (ConvertConvWeightsToChannelsLast).
+  if (x.is_cuda() &&
+      layers_[0]->as<torch::nn::Conv2dImpl>()->weight.is_contiguous(
+          at::MemoryFormat::ChannelsLast)) {
+    x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  }
   int scale = 1;
   const size_t n = layers_->size();
   for (size_t i = 0; i < n; ++i) {
@@ -42,7 +50,7 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
     if (auto* conv = layers_[i]->as<torch::nn::Conv2dImpl>()) {
       x = conv->forward(x);
     } else if (auto* bn = layers_[i]->as<torch::nn::BatchNorm2dImpl>()) {
-      x = bn->forward(x);
+      if (!bn_folded_) x = bn->forward(x);
     } else if (auto* relu = layers_[i]->as<torch::nn::ReLUImpl>()) {
       x = relu->forward(x);
     } else if (auto* pool = layers_[i]->as<torch::nn::MaxPool2dImpl>()) {
@@ -50,6 +58,16 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
     }
   }
   return feats;
+}
+
+void Vgg19Impl::FoldBatchNorm() {
+  if (bn_folded_) return;
+  for (size_t i = 0; i + 1 < layers_->size(); ++i) {
+    auto* conv = layers_[i]->as<torch::nn::Conv2dImpl>();
+    auto* bn = layers_[i + 1]->as<torch::nn::BatchNorm2dImpl>();
+    if (conv != nullptr && bn != nullptr) FoldBatchNormIntoConv(*conv, *bn);
+  }
+  bn_folded_ = true;
 }
 
 }  // namespace l2m

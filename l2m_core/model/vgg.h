@@ -21,9 +21,14 @@ class Vgg19Impl : public torch::nn::Module {
   // {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4: ..., 8: ...}.
   FeaturePyramid forward(const torch::Tensor& x);
 
+  // Inference only, after the weights are loaded: folds each BatchNorm into
+  // the conv before it and skips it from then on.
+  void FoldBatchNorm();
+
  private:
   torch::nn::ModuleList layers_{nullptr};
   std::vector<bool> is_pool_;
+  bool bn_folded_ = false;
 };
 TORCH_MODULE(Vgg19);
 

@@ -1,6 +1,7 @@
 #include "l2m_core/model/vit_block.h"
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 
@@ -26,6 +27,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   auto qkv = qkv_(x)
                  .reshape({B, N, 3, num_heads_, C / num_heads_})
                  .permute({2, 0, 3, 1, 4});
+#if TORCH_VERSION_MAJOR >= 2
+  // Fused attention (flash / memory-efficient kernels on CUDA); the scale
+  // is the same 1/sqrt(head_dim) the reference applies to q.
+  if (x.is_cuda()) {
+    auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+    return proj_(out.transpose(1, 2).reshape({B, N, C}));
+  }
+#endif
   auto q = qkv[0] * scale_;
   auto attn = torch::matmul(q, qkv[1].transpose(-2, -1)).softmax(-1);
   auto out = torch::matmul(attn, qkv[2]).transpose(1, 2).reshape({B, N, C});

@@ -1,0 +1,384 @@
+#include "l2m_core/bench/benchmark.h"
+
+#include "l2m_core/bench/jpeg_decode.h"
+#include "l2m_core/image/preprocess.h"
+#include "l2m_core/match/sample.h"
+#include "l2m_core/model/config.h"
+#include "l2m_core/model/model_util.h"
+#include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/weights/model_cache.h"
+#include "l2m_core/weights/strict_load.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#ifdef L2M_HAVE_C10_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+
+namespace l2m {
+namespace {
+
+// Compute per pair of the full-size graph (EVALUATION.md §5: symmetric
+// matching, both passes), for the achieved-TFLOP/s column.
+double TflopPerPair(const MatcherConfig& c) {
+  if (c.coarse_h == 560 && c.upsample_h == 864) return 6.5;
+  if (c.coarse_h == 672 && c.upsample_h == 1344) return 12.1;
+  return 0.0;  // Unknown size: not reported.
+}
+
+at::ScalarType PrecisionType(const std::string& p) {
+  if (p == "fp16") return at::kHalf;
+  if (p == "bf16") return at::kBFloat16;
+  return at::kFloat;
+}
+
+struct Stats {
+  double median_ms = 0;
+  double min_ms = 0;
+};
+
+Stats Summarise(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front()};
+}
+
+class Clock {
+ public:
+  explicit Clock(bool cuda) : cuda_(cuda) {}
+  void Start() {
+    if (cuda_) torch::cuda::synchronize();
+    t0_ = std::chrono::steady_clock::now();
+  }
+  double StopMs() {
+    if (cuda_) torch::cuda::synchronize();
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now() - t0_)
+        .count();
+  }
+
+ private:
+  bool cuda_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+void ResetPeakMemory(bool cuda) {
+#ifdef L2M_HAVE_C10_CUDA
+  if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#else
+  (void)cuda;
+#endif
+}
+
+// Peak bytes allocated by LibTorch on GPU 0 since the last reset; -1 where
+// unknown (CPU, or a LibTorch without the CUDA allocator).
+double PeakMemoryMiB(bool cuda) {
+#ifdef L2M_HAVE_C10_CUDA
+  if (cuda) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    const auto& peak = stats.allocated_bytes[static_cast<size_t>(
+        c10::CachingAllocator::StatType::AGGREGATE)];
+    return static_cast<double>(peak.peak) / (1 << 20);
+  }
+#else
+  (void)cuda;
+#endif
+  return -1;
+}
+
+std::string Number(double v) {
+  if (v < 0) return "null";
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.3f", v);
+  return buffer;
+}
+
+// The inputs of one pair on the host: decoded and resized (the part of the
+// full path that runs on the CPU).
+struct HostPair {
+  at::Tensor a_coarse, b_coarse, a_up, b_up;
+};
+
+// Both decodes, then the four resizes, run on their own threads: the
+// PIL-exact resize is single-threaded and the host side would otherwise
+// take longer than the GPU.
+HostPair PreparePair(const std::vector<std::string>& images,
+                     const MatcherConfig& c,
+                     bool pin) {
+  auto decode_a = std::async(std::launch::async, DecodeJpegFile, images[0]);
+  const RgbImage b = DecodeJpegFile(images[1]);
+  const RgbImage a = decode_a.get();
+  auto prep = [&](const RgbImage* im, int h, int w) {
+    at::Tensor t = PreprocessForMatcher(
+        im->pixels.data(), im->height, im->width, h, w, c.normalize);
+    return pin ? t.pin_memory() : t;
+  };
+  auto a_coarse =
+      std::async(std::launch::async, prep, &a, c.coarse_h, c.coarse_w);
+  auto b_coarse =
+      std::async(std::launch::async, prep, &b, c.coarse_h, c.coarse_w);
+  std::future<at::Tensor> a_up, b_up;
+  if (c.upsample_preds) {
+    a_up = std::async(std::launch::async, prep, &a, c.upsample_h, c.upsample_w);
+    b_up = std::async(std::launch::async, prep, &b, c.upsample_h, c.upsample_w);
+  }
+  HostPair p;
+  p.a_coarse = a_coarse.get();
+  p.b_coarse = b_coarse.get();
+  if (c.upsample_preds) {
+    p.a_up = a_up.get();
+    p.b_up = b_up.get();
+  }
+  return p;
+}
+
+}  // namespace
+
+void BenchmarkOptions::Check() const {
+  if (presets.empty()) throw std::invalid_argument("bench: no preset given");
+  for (const std::string& p : precisions) {
+    if (p != "fp32" && p != "fp16" && p != "bf16") {
+      throw std::invalid_argument("bench: precision '" + p +
+                                  "' is not fp32, fp16 or bf16");
+    }
+  }
+  for (int b : batch_sizes) {
+    if (b < 1) throw std::invalid_argument("bench: batch sizes must be >= 1");
+  }
+  if (warmup < 0 || repeats < 1) {
+    throw std::invalid_argument("bench: need warmup >= 0 and repeats >= 1");
+  }
+  if (!images.empty() && images.size() != 2) {
+    throw std::invalid_argument("bench: --images takes exactly two JPEGs");
+  }
+  if (num_samples < 1) throw std::invalid_argument("bench: num_samples >= 1");
+}
+
+std::string RunBenchmark(const BenchmarkOptions& options) {
+  options.Check();
+  const torch::Device device(options.device);
+  const bool cuda = device.is_cuda();
+  if (cuda && !torch::cuda::is_available()) {
+    throw std::runtime_error("bench: --device " + options.device +
+                             " but no CUDA device is available");
+  }
+  if (options.num_threads > 0) at::set_num_threads(options.num_threads);
+  if (cuda) {
+    // fp32 means fp32: TF32 would change the numbers the parity tests prove.
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setBenchmarkCuDNN(true);
+  }
+  torch::NoGradGuard no_grad;
+  std::ostringstream json;
+  json << "{\n  \"libtorch\": \"" << TORCH_VERSION << "\",\n  \"device\": \""
+       << options.device << "\",\n  \"cpu_threads\": " << at::get_num_threads()
+       << ",\n  \"weights\": \""
+       << (options.weights.empty() ? "random" : options.weights)
+       << "\",\n  \"results\": [";
+  bool first_row = true;
+  auto row = [&](const std::string& text) {
+    json << (first_row ? "\n    " : ",\n    ") << text;
+    first_row = false;
+  };
+
+  for (const std::string& preset : options.presets) {
+    const MatcherConfig config = MatcherConfig::Preset(preset);
+    RegressionMatcher model(config);
+    if (!options.weights.empty()) {
+      LoadStateDictStrict(
+          *model, ReadModelWeights(options.weights), options.weights);
+    }
+    if (!options.dino_weights.empty()) {
+      LoadStateDictStrict(*model->dino(),
+                          ReadModelWeights(options.dino_weights),
+                          options.dino_weights);
+    }
+    model->eval();
+    model->to(device);
+    if (options.optimize) model->OptimizeForInference(cuda);
+    const double tflop = TflopPerPair(config);
+    for (const std::string& precision : options.precisions) {
+      const at::ScalarType dtype = PrecisionType(precision);
+      if (!cuda && dtype != at::kFloat) continue;  // Autocast is CUDA-only.
+      SetCudaAutocastDtype(dtype != at::kFloat,
+                           dtype == at::kFloat ? at::kHalf : dtype);
+      Clock clock(cuda);
+
+      // Model alone, batched.
+      for (int batch : options.batch_sizes) {
+        torch::manual_seed(0);
+        const auto opts = torch::TensorOptions().device(device);
+        const at::Tensor a =
+            torch::rand({batch, 3, config.coarse_h, config.coarse_w}, opts);
+        const at::Tensor b = torch::rand_like(a);
+        at::Tensor a_up, b_up;
+        if (config.upsample_preds) {
+          a_up = torch::rand({batch, 3, config.upsample_h, config.upsample_w},
+                             opts);
+          b_up = torch::rand_like(a_up);
+        }
+        std::vector<double> ms;
+        bool out_of_memory = false;
+        ResetPeakMemory(cuda);
+        try {
+          for (int i = 0; i < options.warmup + options.repeats; ++i) {
+            clock.Start();
+            model->MatchBatched(a, b, a_up, b_up);
+            const double t = clock.StopMs();
+            if (i >= options.warmup) ms.push_back(t / batch);
+          }
+        } catch (const c10::Error& e) {
+          // Too large a batch for this card: say so and go on.
+          if (std::string(e.what()).find("out of memory") == std::string::npos)
+            throw;
+          out_of_memory = true;
+        }
+        if (out_of_memory) {
+          row("{\"preset\": \"" + preset + "\", \"precision\": \"" + precision +
+              "\", \"path\": \"model\", \"batch\": " + std::to_string(batch) +
+              ", \"error\": \"out of memory\"}");
+          std::fprintf(stderr,
+                       "%s %s model batch %d: out of memory\n",
+                       preset.c_str(),
+                       precision.c_str(),
+                       batch);
+#ifdef L2M_HAVE_C10_CUDA
+          if (cuda) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+          continue;
+        }
+        const Stats s = Summarise(ms);
+        const double peak = PeakMemoryMiB(cuda);
+        std::fprintf(stderr,
+                     "%s %s model batch %2d: %8.2f ms/pair (min %.2f), %.1f "
+                     "pairs/s, peak %.0f MiB\n",
+                     preset.c_str(),
+                     precision.c_str(),
+                     batch,
+                     s.median_ms,
+                     s.min_ms,
+                     1000.0 / s.median_ms,
+                     peak);
+        row("{\"preset\": \"" + preset + "\", \"precision\": \"" + precision +
+            "\", \"path\": \"model\", \"batch\": " + std::to_string(batch) +
+            ", \"ms_per_pair\": " + Number(s.median_ms) +
+            ", \"min_ms_per_pair\": " + Number(s.min_ms) +
+            ", \"pairs_per_s\": " + Number(1000.0 / s.median_ms) +
+            ", \"tflop_per_s\": " +
+            (tflop > 0 ? Number(tflop / (s.median_ms / 1000.0)) : "null") +
+            ", \"peak_memory_mib\": " + Number(peak) + "}");
+      }
+
+      // The full user path, one pair at a time: JPEG decode + PIL-bicubic
+      // resize on the CPU, upload, both passes, sample(num_samples), matches
+      // back on the host.
+      if (!options.images.empty()) {
+        std::vector<double> ms, host_ms;
+        std::map<std::string, double> stages;
+        ResetPeakMemory(cuda);
+        for (int i = 0; i < options.warmup + options.repeats; ++i) {
+          clock.Start();
+          const auto t0 = std::chrono::steady_clock::now();
+          const HostPair host = PreparePair(options.images, config, cuda);
+          const double host_t = std::chrono::duration<double, std::milli>(
+                                    std::chrono::steady_clock::now() - t0)
+                                    .count();
+          auto up = [&](const at::Tensor& t) {
+            return t.defined() ? t.to(device, /*non_blocking=*/true) : t;
+          };
+          const MatchResult r = model->Match(up(host.a_coarse),
+                                             up(host.b_coarse),
+                                             up(host.a_up),
+                                             up(host.b_up));
+          SampleOptions sample;
+          sample.sample_thresh = config.sample_thresh;
+          sample.seed = 0;
+          const SampledMatches m =
+              Sample(r.warp, r.certainty, options.num_samples, sample);
+          const at::Tensor matches = m.matches.to(torch::kCPU);
+          const double t = clock.StopMs();
+          (void)matches;
+          if (i >= options.warmup) {
+            ms.push_back(t);
+            host_ms.push_back(host_t);
+          }
+        }
+        // Stage timing synchronises the device at every stage boundary: it
+        // runs once more, untimed, after the timed runs.
+        if (options.stage_breakdown) {
+          StageProfiler profiler(cuda);
+          const HostPair host = PreparePair(options.images, config, cuda);
+          {
+            ScopedStage stage("upload");
+            (void)host.a_coarse.to(device);
+          }
+          auto up = [&](const at::Tensor& t) {
+            return t.defined() ? t.to(device) : t;
+          };
+          const MatchResult r = model->Match(up(host.a_coarse),
+                                             up(host.b_coarse),
+                                             up(host.a_up),
+                                             up(host.b_up));
+          {
+            ScopedStage stage("sample");
+            SampleOptions sample;
+            sample.sample_thresh = config.sample_thresh;
+            sample.seed = 0;
+            Sample(r.warp, r.certainty, options.num_samples, sample)
+                .matches.to(torch::kCPU);
+          }
+          stages = profiler.milliseconds();
+        }
+        const Stats s = Summarise(ms);
+        const Stats h = Summarise(host_ms);
+        const double peak = PeakMemoryMiB(cuda);
+        std::fprintf(stderr,
+                     "%s %s full path: %8.2f ms/pair (min %.2f; decode+resize "
+                     "%.2f), %.1f pairs/s, peak %.0f MiB\n",
+                     preset.c_str(),
+                     precision.c_str(),
+                     s.median_ms,
+                     s.min_ms,
+                     h.median_ms,
+                     1000.0 / s.median_ms,
+                     peak);
+        std::string text =
+            "{\"preset\": \"" + preset + "\", \"precision\": \"" + precision +
+            "\", \"path\": \"full\", \"batch\": 1" +
+            ", \"ms_per_pair\": " + Number(s.median_ms) +
+            ", \"min_ms_per_pair\": " + Number(s.min_ms) +
+            ", \"pairs_per_s\": " + Number(1000.0 / s.median_ms) +
+            ", \"decode_resize_ms\": " + Number(h.median_ms) +
+            ", \"peak_memory_mib\": " + Number(peak);
+        if (!stages.empty()) {
+          text += ", \"stages_ms\": {";
+          bool first = true;
+          for (const auto& [name, t] : stages) {
+            text += std::string(first ? "" : ", ") + "\"" + name +
+                    "\": " + Number(t);
+            first = false;
+            std::fprintf(stderr, "    stage %-28s %8.2f ms\n", name.c_str(), t);
+          }
+          text += "}";
+        }
+        row(text + "}");
+      }
+      SetCudaAutocastDtype(false, at::kHalf);
+    }
+  }
+  json << "\n  ]\n}\n";
+  return json.str();
+}
+
+}  // namespace l2m

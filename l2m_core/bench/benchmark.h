@@ -1,0 +1,42 @@
+#pragma once
+
+// `l2m bench`: ms/pair of the matcher as users run it (decode + resize + both
+// passes + certainty attenuation + sample) and of the model alone, per pair
+// and batched, at the presets' sizes and precisions, with a per-stage
+// breakdown and peak GPU memory, as JSON. Random full-size weights unless a
+// checkpoint is given: the timing does not depend on the values.
+
+#include <string>
+#include <vector>
+
+namespace l2m {
+
+struct BenchmarkOptions {
+  std::vector<std::string> presets = {"l2m_560", "l2m"};
+  // fp32, fp16 or bf16 (CUDA autocast; fp32 runs with TF32 off).
+  std::vector<std::string> precisions = {"fp16"};
+  // Pairs per batch for the model-only timing.
+  std::vector<int> batch_sizes = {1, 4, 8, 16};
+  std::string device = "cuda";
+  int warmup = 2;
+  int repeats = 10;
+  // Matches drawn per pair in the full path (RoMa's sample()).
+  int num_samples = 5000;
+  // Two JPEG files for the full path (decode included); empty: full path
+  // skipped.
+  std::vector<std::string> images;
+  std::string weights;       // Matcher checkpoint (empty: random).
+  std::string dino_weights;  // ViT checkpoint (empty: random).
+  int num_threads = 0;       // CPU intra-op threads (0: LibTorch's default).
+  bool stage_breakdown = true;
+  // RegressionMatcher::OptimizeForInference (BN folding; channels-last on
+  // CUDA) before timing.
+  bool optimize = true;
+
+  void Check() const;
+};
+
+// Runs the benchmark, printing progress to stderr; returns the JSON report.
+std::string RunBenchmark(const BenchmarkOptions& options);
+
+}  // namespace l2m

@@ -1,0 +1,57 @@
+// libjpeg decoding feeds `l2m bench`'s full path on machines without OpenCV:
+// decoded and resized, the fixture photos must give the reference's input
+// tensors exactly (PIL decodes with libjpeg too).
+
+#include "l2m_core/bench/jpeg_decode.h"
+
+#include "l2m_core/image/preprocess.h"
+#include "tests/tensor_fixture.h"
+#include "tests/test_utils.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+namespace l2m {
+namespace {
+
+TEST(JpegDecode, FixturePhotosGiveTheReferenceInputs) {
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = shared + "/fixtures/roma_parity";
+  const test::TensorFixture run = test::TensorFixture::Load(dir + "/run_main");
+  const at::Tensor& coarse = run.Get("in.coarse");  // (2, 3, h, w)
+  const char* names[] = {"/sacre_coeur_A.jpg", "/sacre_coeur_B.jpg"};
+  for (int i = 0; i < 2; ++i) {
+    const RgbImage image = DecodeJpegFile(dir + names[i]);
+    ASSERT_GT(image.width, 0);
+    const at::Tensor x = PreprocessForMatcher(image.pixels.data(),
+                                              image.height,
+                                              image.width,
+                                              coarse.size(2),
+                                              coarse.size(3),
+                                              false);
+    EXPECT_EQ((x[0] - coarse[i]).abs().max().item<float>(), 0.0f) << names[i];
+  }
+}
+
+TEST(JpegDecode, BadFilesAreNamed) {
+  test::TempDir dir;
+  try {
+    DecodeJpegFile(dir.File("missing.jpg"));
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.jpg"), std::string::npos);
+  }
+  std::ofstream(dir.File("bad.jpg")) << "\xff\xd8\xff garbage";
+  try {
+    DecodeJpegFile(dir.File("bad.jpg"));
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jpg"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace l2m
