@@ -2,11 +2,15 @@
 
 #include "colmap_plugin/colmap_runner.h"
 #include "colmap_plugin/database.h"
+#include "colmap_plugin/match_pair_command.h"
 #include "colmap_plugin/models_command.h"
 #include "colmap_plugin/option_manager.h"
 #include "colmap_plugin/reconstruction.h"
 #include "colmap_plugin/scale_commands.h"
+#include "colmap_plugin/vis_feats_command.h"
 #include "datasets/eval_command.h"
+#include "l2m_core/bench/benchmark.h"
+#include "l2m_core/util/file.h"
 #include "synth/demo_scene.h"
 #include "synth/synth_command.h"
 
@@ -271,6 +275,60 @@ int RunDemoScene(int argc, char** argv) {
   return 0;
 }
 
+int RunBench(int argc, char** argv) {
+  BenchmarkOptions bench;
+  // CPU defaults for a quick look; a GPU benchmark names its presets,
+  // precisions and batch sizes.
+  bench.device = "cpu";
+  bench.presets = {"l2m_560"};
+  bench.precisions = {"fp32"};
+  bench.batch_sizes = {1};
+  bench.repeats = 1;
+  bench.warmup = 0;
+  std::string output_path;
+  std::vector<std::string> batches;
+  OptionManager options(
+      "bench",
+      "Times the matcher as users run it (JPEG decode + resize + both passes "
+      "+ sample) and\nthe model alone, batched, per preset and precision; "
+      "prints JSON. Random full-size\nweights unless --weights is given (the "
+      "timing does not depend on the values).");
+  options.AddList("preset", &bench.presets, "Presets (l2m_560, l2m, ...).");
+  options.AddList("precision",
+                  &bench.precisions,
+                  "fp32, fp16, bf16 (autocast; CUDA only).");
+  options.AddList("batch", &batches, "Pairs per batch (model alone).");
+  options.AddList("images",
+                  &bench.images,
+                  "Two JPEGs for the full path (skipped without them).");
+  options.Add("device", &bench.device, "cuda[:N] or cpu.");
+  options.Add("warmup", &bench.warmup, "Untimed runs first.");
+  options.Add(
+      "repeats", &bench.repeats, "Timed runs (the median is reported).");
+  options.Add("num_samples", &bench.num_samples, "Matches sampled per pair.");
+  options.Add(
+      "weights", &bench.weights, "Matcher checkpoint (default random).");
+  options.Add("dino_weights", &bench.dino_weights, "ViT checkpoint.");
+  options.Add("num_threads", &bench.num_threads, "CPU threads (0: default).");
+  options.AddBool("optimize",
+                  &bench.optimize,
+                  "Fold BatchNorms (and channels-last on CUDA) first.");
+  options.AddBool("stage_breakdown",
+                  &bench.stage_breakdown,
+                  "Per-stage times (one extra synchronised run).");
+  options.Add("output_path", &output_path, "Also write the JSON here.");
+  if (!options.Parse(argc, argv)) return 0;
+  if (!batches.empty()) {
+    bench.batch_sizes.clear();
+    for (const std::string& b : batches)
+      bench.batch_sizes.push_back(std::stoi(b));
+  }
+  const std::string json = RunBenchmark(bench);
+  std::cout << json;
+  if (!output_path.empty()) WriteFileAtomic(output_path, json);
+  return 0;
+}
+
 std::vector<Command>& Commands() {
   static std::vector<Command> commands = {
       {"help", "Lists the commands.", RunHelp},
@@ -294,6 +352,9 @@ std::vector<Command>& Commands() {
       {"merge",
        "Checks chunk files of a plan and merges them into the database.",
        RunMergeCommand},
+      {"match_pair",
+       "Matches two images: matches, certainty, warp and match pictures.",
+       RunMatchPairCommand},
       {"tracks",
        "Dense matches -> per-image keypoints and multi-view tracks.",
        RunTracks},
@@ -301,13 +362,19 @@ std::vector<Command>& Commands() {
       {"reconstruct",
        "The whole job: photos folder -> sparse model + report.",
        RunReconstruct},
+      {"bench",
+       "Times the matcher (full path and model alone) as JSON.",
+       RunBench},
       {"eval",
        "Evaluates a matcher on a benchmark (pose / homography AUC).",
        RunEvalCommand},
       {"models",
-       "Model cache: import checkpoints (any PyTorch layout) as safetensors, "
-       "list.",
+       "Model cache: install published weights, import checkpoints (any "
+       "PyTorch layout) as safetensors, list.",
        RunModelsCommand},
+      {"vis_feats",
+       "PCA pictures of ViT-B/14 encoder features (DINOv2, FiT3D, L2M).",
+       RunVisFeatsCommand},
       {"demo_scene",
        "Renders the built-in demo scene (images + true poses).",
        RunDemoScene},

@@ -1,9 +1,11 @@
 #include "colmap_plugin/models_command.h"
 
+#include "colmap_plugin/model_install.h"
 #include "colmap_plugin/option_manager.h"
 #include "l2m_core/model/config.h"
 #include "l2m_core/model/dinov2.h"
 #include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/util/progress.h"
 #include "l2m_core/weights/key_list.h"
 #include "l2m_core/weights/model_cache.h"
 #include "l2m_core/weights/strict_load.h"
@@ -51,13 +53,87 @@ std::string IdentifyArchitecture(const StateDict& weights) {
   return "";
 }
 
+std::string PublishedList() {
+  std::string s;
+  for (const PublishedModel& m : PublishedModels()) {
+    s += "  " + m.name +
+         std::string(m.name.size() < 20 ? 20 - m.name.size() : 1, ' ') +
+         m.description + "\n";
+  }
+  return s;
+}
+
+int RunInstall(int argc, char** argv) {
+  InstallOptions install;
+  std::string name;
+  OptionManager options(
+      "models install",
+      "Downloads a published checkpoint (or --url) with resume and checksum, "
+      "then imports it into the model cache. Published:\n" +
+          PublishedList());
+  options.AddRequired("name", &name, "Model name (also the first argument).");
+  options.Add("url",
+              &install.url,
+              "Download from this address instead (mirror, file://...).");
+  options.Add("sha256", &install.sha256, "SHA-256 the file must have.");
+  options.Add("cache_path", &install.cache_dir, "Model cache folder.");
+  options.AddBool("overwrite",
+                  &install.overwrite,
+                  "Replace an installed model of the same name.");
+  options.AddBool("keep_download",
+                  &install.keep_download,
+                  "Keep the downloaded checkpoint under <cache>/downloads.");
+  options.Add("max_retries",
+              &install.download.max_retries,
+              "Resumed attempts after a dropped connection.");
+  // `l2m models install NAME ...`: the name may come first, unflagged.
+  std::vector<char*> args(argv, argv + argc);
+  std::string flag = "--name";
+  if (argc >= 2 && argv[1][0] != '-')
+    args.insert(args.begin() + 1, flag.data());
+  if (!options.Parse(static_cast<int>(args.size()), args.data())) return 0;
+  std::unique_ptr<Progress> progress;
+  uint64_t last_total = 0;
+  install.download.progress = [&](uint64_t done, uint64_t total) {
+    if (total == 0) return;
+    if (!progress || total != last_total) {
+      progress = std::make_unique<Progress>("download " + name + " (KiB)",
+                                            static_cast<int64_t>(total >> 10));
+      last_total = total;
+    }
+    const int64_t kib = static_cast<int64_t>(done >> 10);
+    if (kib > progress->done()) progress->Add(kib - progress->done());
+  };
+  const InstallSummary summary = InstallModel(name, install);
+  if (progress) progress->Finish();
+  const DownloadResult& d = summary.download;
+  std::cout << "downloaded " << d.bytes << " bytes in " << d.attempts
+            << " attempt(s)";
+  if (d.resumed_from > 0) std::cout << ", resumed at byte " << d.resumed_from;
+  std::cout << "\nsha256 " << d.sha256 << " ("
+            << (d.checksum_source.empty()
+                    ? "no checksum published: recorded in the cache entry"
+                    : "verified against " + d.checksum_source)
+            << ")\n"
+            << summary.import.ToString();
+  const std::string arch =
+      IdentifyArchitecture(ReadModelWeights(summary.import.output_path));
+  std::cout << "architecture: "
+            << (arch.empty() ? "no known graph matches these keys and shapes"
+                             : arch)
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunModelsCommand(int argc, char** argv) {
   const std::string usage =
       "Usage: l2m models import --input_path FILE [--name NAME] [--cache_path "
       "DIR]\n"
-      "       l2m models list [--cache_path DIR]\n\n"
+      "       l2m models list [--cache_path DIR]\n"
+      "       l2m models install NAME [--url URL] [--sha256 HEX] [--cache_path "
+      "DIR]\n\n"
       "import converts any supported checkpoint (torch.save zip or legacy "
       ".pth, Lightning .ckpt,\n"
       "{\"model\": ...} wrappers, fp16, safetensors) into NAME.safetensors in "
@@ -65,7 +141,10 @@ int RunModelsCommand(int argc, char** argv) {
       "(" +
       DefaultModelCacheDir() +
       ", or $L2M_MODEL_DIR): tensors only, wrapper prefixes stripped.\n"
-      "Use the name wherever weights are asked for (--L2m.weights NAME).\n";
+      "Use the name wherever weights are asked for (--L2m.weights NAME).\n"
+      "install downloads published weights (resumable, checksummed) and "
+      "imports them. Published:\n" +
+      PublishedList();
   if (argc < 2 || std::string(argv[1]) == "--help" ||
       std::string(argv[1]) == "-h") {
     std::cout << usage;
@@ -122,6 +201,7 @@ int RunModelsCommand(int argc, char** argv) {
     }
     return 0;
   }
+  if (sub == "install") return RunInstall(argc - 1, argv + 1);
   std::cerr << "ERROR: unknown models subcommand '" << sub << "'\n" << usage;
   return 2;
 }

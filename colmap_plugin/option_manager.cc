@@ -41,6 +41,16 @@ void OptionManager::AddBool(const std::string& name,
   bools_.emplace_back(name, value);
 }
 
+void OptionManager::AddList(const std::string& name,
+                            std::vector<std::string>* values,
+                            const std::string& help,
+                            bool required) {
+  auto* semantic =
+      po::value<std::vector<std::string>>(values)->multitoken()->composing();
+  if (required) semantic->required();
+  options_.add_options()(name.c_str(), semantic, help.c_str());
+}
+
 std::string OptionManager::Help() const {
   std::ostringstream out;
   out << "Usage: l2m " << command_ << " [options]\n\n"

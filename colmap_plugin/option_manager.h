@@ -29,6 +29,11 @@ class OptionManager {
                            boost::program_options::value<T>(value)->required(),
                            help.c_str());
   }
+  // A list: `--name a b c`, or `--name a --name b` (values accumulate).
+  void AddList(const std::string& name,
+               std::vector<std::string>* values,
+               const std::string& help,
+               bool required = false);
   // A bool flag that takes 0/1/true/false, as COLMAP's.
   void AddBool(const std::string& name, bool* value, const std::string& help);
 

@@ -22,9 +22,11 @@ MatcherConfig ConfigFromPreset(const std::string& preset) {
   return MatcherConfig::Preset(preset);
 }
 
-class L2mMatcher : public Matcher {
+}  // namespace
+
+class L2mMatcher::Impl {
  public:
-  explicit L2mMatcher(const L2mMatcherOptions& options)
+  explicit Impl(const L2mMatcherOptions& options)
       : options_(options),
         device_(options.device),
         model_(ConfigFromPreset(options.preset)) {
@@ -36,13 +38,15 @@ class L2mMatcher : public Matcher {
                         options_.dino_weights);
     model_->eval();
     model_->to(device_);
+    // On CUDA: BN folding + channels-last (same results within rounding, see
+    // the OptimizedForInference parity test); the CPU keeps the reference's
+    // exact op sequence.
+    if (device_.is_cuda()) model_->OptimizeForInference(true);
   }
 
-  std::string Name() const override { return "l2m"; }
-  bool IsDense() const override { return true; }
-
   PairMatches MatchDense(const MatcherImage& image1,
-                         const MatcherImage& image2) override {
+                         const MatcherImage& image2,
+                         L2mDenseOutput* dense) {
     // One pair at a time: the model is shared and the GPU is the bottleneck.
     std::lock_guard<std::mutex> lock(mutex_);
     torch::NoGradGuard no_grad;
@@ -59,6 +63,16 @@ class L2mMatcher : public Matcher {
       b_up = prep(rgb2, c.upsample_h, c.upsample_w);
     }
     const MatchResult result = model_->Match(a_coarse, b_coarse, a_up, b_up);
+    if (dense != nullptr) {
+      const at::Tensor warp =
+          result.warp.to(torch::kCPU).to(torch::kFloat).contiguous();
+      const at::Tensor cert =
+          result.certainty.to(torch::kCPU).to(torch::kFloat).contiguous();
+      const int h = static_cast<int>(warp.size(0)),
+                w2 = static_cast<int>(warp.size(1));
+      cv::Mat(h, w2, CV_32FC4, warp.data_ptr<float>()).copyTo(dense->warp);
+      cv::Mat(h, w2, CV_32F, cert.data_ptr<float>()).copyTo(dense->certainty);
+    }
     SampleOptions sample;
     sample.sample_thresh = c.sample_thresh;
     sample.seed = options_.seed;
@@ -106,7 +120,20 @@ class L2mMatcher : public Matcher {
   std::mutex mutex_;
 };
 
-}  // namespace
+L2mMatcher::L2mMatcher(const L2mMatcherOptions& options)
+    : impl_(std::make_unique<Impl>(options)) {}
+L2mMatcher::~L2mMatcher() = default;
+
+PairMatches L2mMatcher::MatchDense(const MatcherImage& image1,
+                                   const MatcherImage& image2) {
+  return impl_->MatchDense(image1, image2, nullptr);
+}
+
+PairMatches L2mMatcher::MatchDense(const MatcherImage& image1,
+                                   const MatcherImage& image2,
+                                   L2mDenseOutput* dense) {
+  return impl_->MatchDense(image1, image2, dense);
+}
 
 bool L2mMatcherOptions::Check(std::string* error) const {
   auto fail = [&](const std::string& what) {
@@ -128,7 +155,7 @@ bool L2mMatcherOptions::Check(std::string* error) const {
   return true;
 }
 
-std::unique_ptr<Matcher> CreateL2mMatcher(const L2mMatcherOptions& options) {
+std::unique_ptr<L2mMatcher> CreateL2mMatcher(const L2mMatcherOptions& options) {
   std::string error;
   if (!options.Check(&error)) throw std::invalid_argument(error);
   if (StartsWith(options.device, "cuda") && !torch::cuda::is_available()) {

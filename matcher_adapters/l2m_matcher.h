@@ -32,8 +32,40 @@ struct L2mMatcherOptions {
   bool Check(std::string* error = nullptr) const;
 };
 
-// Throws std::runtime_error naming the file when weights are missing or do
-// not fit the preset's graph.
-std::unique_ptr<Matcher> CreateL2mMatcher(const L2mMatcherOptions& options);
+// The dense output of one pair at the model's output resolution (the
+// upsample resolution when the preset upsamples), for pictures and analysis.
+struct L2mDenseOutput {
+  // CV_32FC4 (H, 2W): the left half holds [x_A, y_A, x_B, y_B] for A's grid
+  // (A->B), the right half the same for B's grid (B->A); RoMa's normalised
+  // coordinates in [-1, 1] (pixel = W/2 (x + 1)).
+  cv::Mat warp;
+  // CV_32F (H, 2W) in [0, 1], same layout.
+  cv::Mat certainty;
+};
+
+class L2mMatcher : public Matcher {
+ public:
+  // Throws std::runtime_error naming the file when weights are missing or do
+  // not fit the preset's graph.
+  explicit L2mMatcher(const L2mMatcherOptions& options);
+  ~L2mMatcher() override;
+
+  std::string Name() const override { return "l2m"; }
+  bool IsDense() const override { return true; }
+  PairMatches MatchDense(const MatcherImage& image1,
+                         const MatcherImage& image2) override;
+  // Also returns the dense warp and certainty (when `dense` is not null).
+  PairMatches MatchDense(const MatcherImage& image1,
+                         const MatcherImage& image2,
+                         L2mDenseOutput* dense);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks the options (std::invalid_argument) and the device, then builds the
+// matcher.
+std::unique_ptr<L2mMatcher> CreateL2mMatcher(const L2mMatcherOptions& options);
 
 }  // namespace l2m

@@ -31,6 +31,17 @@ double BicubicFilter(double x) {
 
 constexpr double kBicubicSupport = 2.0;
 
+// Pillow's triangle filter (Image.BILINEAR), support 1.
+double BilinearFilter(double x) {
+  if (x < 0.0) {
+    x = -x;
+  }
+  if (x < 1.0) {
+    return 1.0 - x;
+  }
+  return 0.0;
+}
+
 inline uint8_t Clip8(int32_t acc) {
   // Arithmetic shift = floor division, as Pillow's lookup table indexing.
   const int32_t v = acc >> kPrecisionBits;
@@ -57,12 +68,20 @@ void CheckArgs(const uint8_t* src,
 namespace internal {
 
 PilResampleTaps ComputePilBicubicTaps(int in_size, int out_size) {
+  return ComputePilTaps(in_size, out_size, PilFilter::kBicubic);
+}
+
+PilResampleTaps ComputePilTaps(int in_size, int out_size, PilFilter filter) {
+  double (*const kernel)(double) =
+      filter == PilFilter::kBicubic ? BicubicFilter : BilinearFilter;
+  const double filter_support =
+      filter == PilFilter::kBicubic ? kBicubicSupport : 1.0;
   // Pillow passes the box edges as float; for a full-image box they are exact.
   const float in0 = 0.0f;
   const float in1 = static_cast<float>(in_size);
   const double scale = static_cast<double>(in1 - in0) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = kBicubicSupport * filterscale;
+  const double support = filter_support * filterscale;
   const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
 
   PilResampleTaps taps;
@@ -88,7 +107,7 @@ PilResampleTaps ComputePilBicubicTaps(int in_size, int out_size) {
     xmax -= xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      const double w = BicubicFilter((x + xmin - center + 0.5) * ss);
+      const double w = kernel((x + xmin - center + 0.5) * ss);
       k[x] = w;
       ww += w;
     }
@@ -117,6 +136,18 @@ void ResizeBicubicPil(const uint8_t* src,
                       int dst_h,
                       int dst_w,
                       uint8_t* dst) {
+  ResizePil(
+      src, src_h, src_w, channels, dst_h, dst_w, PilFilter::kBicubic, dst);
+}
+
+void ResizePil(const uint8_t* src,
+               int src_h,
+               int src_w,
+               int channels,
+               int dst_h,
+               int dst_w,
+               PilFilter filter,
+               uint8_t* dst) {
   CheckArgs(src, src_h, src_w, channels, dst_h, dst_w);
   if (dst == nullptr) {
     throw std::invalid_argument("ResizeBicubicPil: dst is null");
@@ -131,7 +162,7 @@ void ResizeBicubicPil(const uint8_t* src,
   }
 
   const internal::PilResampleTaps vtaps =
-      internal::ComputePilBicubicTaps(src_h, dst_h);
+      internal::ComputePilTaps(src_h, dst_h, filter);
   // Only the source rows the vertical pass reads go through the horizontal
   // pass (Pillow does the same; it only saves work).
   const int row_first = vtaps.first.front();
@@ -145,7 +176,7 @@ void ResizeBicubicPil(const uint8_t* src,
   int vin_offset = 0;
   if (need_horizontal) {
     const internal::PilResampleTaps htaps =
-        internal::ComputePilBicubicTaps(src_w, dst_w);
+        internal::ComputePilTaps(src_w, dst_w, filter);
     const int temp_rows = row_last - row_first;
     temp.resize(static_cast<size_t>(temp_rows) * dst_row);
     for (int y = 0; y < temp_rows; ++y) {

@@ -28,6 +28,20 @@ std::vector<uint8_t> ResizeBicubicPil(const uint8_t* src,
                                       int dst_h,
                                       int dst_w);
 
+// Pillow's resampling filters that this port reproduces bit-exactly.
+enum class PilFilter { kBilinear, kBicubic };
+
+// Pillow's `Image.resize(..., filter)`, the same algorithm as above with the
+// given filter (BILINEAR is torchvision's default Resize on PIL images).
+void ResizePil(const uint8_t* src,
+               int src_h,
+               int src_w,
+               int channels,
+               int dst_h,
+               int dst_w,
+               PilFilter filter,
+               uint8_t* dst);
+
 namespace internal {
 
 // Per-output-sample filter taps of one axis, as Pillow's precompute_coeffs()
@@ -42,6 +56,7 @@ struct PilResampleTaps {
 };
 
 PilResampleTaps ComputePilBicubicTaps(int in_size, int out_size);
+PilResampleTaps ComputePilTaps(int in_size, int out_size, PilFilter filter);
 
 }  // namespace internal
 }  // namespace l2m

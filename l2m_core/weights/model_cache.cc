@@ -118,6 +118,9 @@ ImportSummary ImportCheckpointToCache(const std::string& path,
   metadata["l2m.source_format"] = sd.format;
   metadata["l2m.unwrapped"] = Join(sd.unwrapped);
   metadata["l2m.stripped_prefixes"] = Join(sd.stripped_prefixes);
+  for (const auto& [key, value] : options.extra_metadata) {
+    metadata[key] = value;
+  }
   WriteSafetensors(output, sd.tensors, metadata);
   summary.file_bytes = std::filesystem::file_size(output, ec);
   return summary;

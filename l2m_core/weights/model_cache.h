@@ -28,6 +28,8 @@ struct ImportOptions {
   CheckpointReadOptions read;
   // Replace an existing cache entry of the same name.
   bool overwrite = false;
+  // Added to the cache entry's metadata (e.g. the download URL, checksum).
+  std::map<std::string, std::string> extra_metadata;
 
   void Check() const { read.Check(); }
 };
