@@ -19,14 +19,6 @@
 namespace l2m {
 namespace {
 
-void WritePng(const std::string& path, const cv::Mat& image) {
-  std::vector<uint8_t> bytes;
-  if (!cv::imencode(".png", image, bytes)) {
-    throw std::runtime_error("cannot encode " + path);
-  }
-  WriteFileAtomic(path, std::string(bytes.begin(), bytes.end()));
-}
-
 std::string MatchesText(const PairMatches& m,
                         const std::string& image1,
                         const std::string& image2) {
@@ -101,14 +93,15 @@ int RunMatchPairCommand(int argc, char** argv) {
   const std::string dir = output_path + "/";
   WriteFileAtomic(dir + "matches.txt",
                   MatchesText(matches, image1_path, image2_path));
-  WritePng(dir + "matches.png",
-           DrawMatchPlot(image1.bgr, image2.bgr, matches, plot));
+  WritePngAtomic(dir + "matches.png",
+                 DrawMatchPlot(image1.bgr, image2.bgr, matches, plot));
   std::cout << "Matched in " << match_s << " s: " << matches.size()
             << " matches -> " << dir << "matches.txt, matches.png";
   if (!dense.warp.empty()) {
-    WritePng(dir + "certainty.png", CertaintyToGrey(dense.certainty));
-    WritePng(dir + "warp.png",
-             DrawWarp(image1.bgr, image2.bgr, dense.warp, dense.certainty));
+    WritePngAtomic(dir + "certainty.png", CertaintyToGrey(dense.certainty));
+    WritePngAtomic(
+        dir + "warp.png",
+        DrawWarp(image1.bgr, image2.bgr, dense.warp, dense.certainty));
     std::cout << ", certainty.png, warp.png (" << dense.warp.cols / 2 << "x"
               << dense.warp.rows << " per image)";
   }

@@ -202,11 +202,7 @@ int RunVisFeatsCommand(int argc, char** argv) {
   }
   cv::Mat picture;
   cv::vconcat(grid_rows, picture);
-  std::vector<uint8_t> png;
-  if (!cv::imencode(".png", picture, png)) {
-    throw std::runtime_error("cannot encode " + output_path);
-  }
-  WriteFileAtomic(output_path, std::string(png.begin(), png.end()));
+  WritePngAtomic(output_path, picture);
   std::cout << "Wrote " << output_path << " (" << picture.cols << "x"
             << picture.rows << ": " << images.size() << " images x "
             << encoders.size() << " encoders)\n";

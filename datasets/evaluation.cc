@@ -552,9 +552,7 @@ void DrawErrorCurves(const std::string& path,
                 1,
                 cv::LINE_AA);
   }
-  std::vector<uchar> png;
-  cv::imencode(".png", img, png);
-  WriteFileAtomic(path, std::string(png.begin(), png.end()));
+  WritePngAtomic(path, img);
 }
 
 namespace {
@@ -604,9 +602,7 @@ void DrawPairPicture(const std::string& path,
               cv::Scalar(0, 0, 0),
               1,
               cv::LINE_AA);
-  std::vector<uchar> png;
-  cv::imencode(".png", canvas, png);
-  WriteFileAtomic(path, std::string(png.begin(), png.end()));
+  WritePngAtomic(path, canvas);
 }
 
 std::string MarkdownTable(const nlohmann::json& s,

@@ -182,4 +182,12 @@ MatcherImage LoadMatcherImage(int64_t image_id, const std::string& path) {
   return image;
 }
 
+void WritePngAtomic(const std::string& path, const cv::Mat& image) {
+  std::vector<uchar> bytes;
+  if (image.empty() || !cv::imencode(".png", image, bytes)) {
+    throw std::runtime_error("cannot encode a PNG for '" + path + "'");
+  }
+  WriteFileAtomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
 }  // namespace l2m

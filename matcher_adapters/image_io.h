@@ -2,6 +2,8 @@
 
 #include "matcher_adapters/matcher.h"
 
+#include <opencv2/core.hpp>
+
 #include <cstdint>
 #include <string>
 
@@ -24,5 +26,9 @@ bool IsSupportedImageDepth(const std::string& path,
 // the file when it is missing, unreadable, corrupt, or not 8-bit
 // ("unsupported bit depth 16").
 MatcherImage LoadMatcherImage(int64_t image_id, const std::string& path);
+
+// Encodes `image` as PNG and writes it atomically (WriteFileAtomic): readers
+// never see a half-written picture. Throws std::runtime_error naming the file.
+void WritePngAtomic(const std::string& path, const cv::Mat& image);
 
 }  // namespace l2m
