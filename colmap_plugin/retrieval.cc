@@ -1,5 +1,6 @@
 #include "colmap_plugin/retrieval.h"
 
+#include "colmap_plugin/vit_descriptor.h"
 #include "l2m_core/util/progress.h"
 #include "matcher_adapters/image_io.h"
 
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 
 namespace l2m {
@@ -96,20 +98,24 @@ bool RetrievalOptions::Check(std::string* error) const {
   }
   const auto known = KnownGlobalDescriptors();
   if (std::find(known.begin(), known.end(), descriptor) == known.end()) {
-    *error = "Retrieval: unknown descriptor '" + descriptor + "' (known: gist)";
+    *error = "Retrieval: unknown descriptor '" + descriptor +
+             "' (known: gist, dinov2_gem)";
     return false;
   }
   return true;
 }
 
-std::vector<std::string> KnownGlobalDescriptors() { return {"gist"}; }
+std::vector<std::string> KnownGlobalDescriptors() {
+  return {"gist", "dinov2_gem"};
+}
 
 cv::Mat ComputeGlobalDescriptor(const cv::Mat& bgr,
                                 const std::string& descriptor) {
   if (bgr.empty() || bgr.type() != CV_8UC3)
     throw std::invalid_argument("global descriptor: expected 8-bit BGR");
   if (descriptor == "gist") return GistDescriptor(bgr);
-  throw std::invalid_argument("unknown global descriptor '" + descriptor + "'");
+  throw std::invalid_argument("global descriptor '" + descriptor +
+                              "' needs a model: use RetrievalPairs");
 }
 
 std::vector<std::vector<int>> TopKNeighbors(const cv::Mat& descriptors,
@@ -170,11 +176,20 @@ std::vector<ImagePair> RetrievalPairs(const std::string& image_dir,
   if (!options.Check(&error)) throw std::invalid_argument(error);
   const int n = static_cast<int>(images.size());
   cv::Mat descriptors;
+  std::unique_ptr<VitGemDescriptor> vit;
+  if (options.descriptor == "dinov2_gem") {
+    VitDescriptorOptions vit_options;
+    vit_options.weights = options.weights;
+    vit_options.device = options.device;
+    vit_options.input_size = options.input_size;
+    vit = std::make_unique<VitGemDescriptor>(vit_options);
+  }
   Progress progress("retrieval: descriptors", n);
   for (int i = 0; i < n; ++i) {
     const MatcherImage im =
         LoadMatcherImage(images[i].image_id, image_dir + "/" + images[i].name);
-    const cv::Mat d = ComputeGlobalDescriptor(im.bgr, options.descriptor);
+    const cv::Mat d = vit ? vit->Compute(im.bgr)
+                          : ComputeGlobalDescriptor(im.bgr, options.descriptor);
     if (descriptors.empty()) descriptors.create(n, d.cols, CV_32F);
     d.copyTo(descriptors.row(i));
     progress.Add();

@@ -8,6 +8,8 @@
 //  - "gist" (default; no weights): multi-scale oriented-gradient energy on
 //    a 4x4 grid (8 orientations, 2 scales) + a 4x4 Lab colour layout,
 //    square-rooted and L2-normalised (a GIST-like classical descriptor).
+//  - "dinov2_gem": the matcher's DINOv2 encoder, patch tokens GeM-pooled
+//    (vit_descriptor.h); needs `weights`.
 
 #include "colmap_plugin/database.h"
 #include "colmap_plugin/pairs.h"
@@ -24,6 +26,10 @@ struct RetrievalOptions {
   // may end up in more than K pairs.
   int num_neighbors = 20;
   std::string descriptor = "gist";
+  // dinov2_gem: DINOv2 weights (file or cached name), device, input size.
+  std::string weights;
+  std::string device = "cpu";
+  int input_size = 448;
   // Blocks of the similarity computation.
   int block_rows = 256;
   int block_cols = 8192;

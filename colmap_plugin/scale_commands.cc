@@ -149,7 +149,8 @@ int RunRetrievalPairsCommand(int argc, char** argv) {
       "pairs",
       "Retrieval pairs: each image with its K most similar images by a global "
       "descriptor (exact top-K, block-wise: never an N x N matrix).\n"
-      "Descriptor `gist`: classical, needs no weights.");
+      "Descriptor `gist`: classical, needs no weights; `dinov2_gem`: GeM over "
+      "the matcher's DINOv2\npatch tokens (--Retrieval.weights).");
   options.AddRequired(
       "database_path", &database_path, "The database with the images.");
   options.AddRequired("output_path", &output_path, "The pair file to write.");
@@ -158,7 +159,15 @@ int RunRetrievalPairsCommand(int argc, char** argv) {
       "retrieval", &retrieval.num_neighbors, "K: neighbours per image.");
   options.Add("Retrieval.descriptor",
               &retrieval.descriptor,
-              "Global descriptor: gist.");
+              "Global descriptor: gist or dinov2_gem.");
+  options.Add("Retrieval.weights",
+              &retrieval.weights,
+              "dinov2_gem: DINOv2 checkpoint file or cached model name.");
+  options.Add(
+      "Retrieval.device", &retrieval.device, "dinov2_gem: cpu or cuda.");
+  options.Add("Retrieval.input_size",
+              &retrieval.input_size,
+              "dinov2_gem: square input size (multiple of 14).");
   options.Add("Retrieval.sequential_overlap",
               &retrieval.sequential_overlap,
               "Also each image with the next N by name (0 = off).");
