@@ -4,6 +4,7 @@
 //                  [--device cuda] [--images A.jpg B.jpg] [--repeats N]
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
+//                  [--cuda_graph]
 //                  [--output report.json]
 
 #include "l2m_core/bench/benchmark.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
         if (key == "batch") options.batch_sizes.clear();
         if (key == "no_stages") options.stage_breakdown = false;
         if (key == "no_optimize") options.optimize = false;
+        if (key == "cuda_graph") options.cuda_graph = true;
         continue;
       }
       if (list != nullptr) {

@@ -32,6 +32,9 @@ struct BenchmarkOptions {
   // RegressionMatcher::OptimizeForInference (BN folding; channels-last on
   // CUDA) before timing.
   bool optimize = true;
+  // Model alone also replayed as one CUDA graph per batch size (launch
+  // overhead removed; CUDA only).
+  bool cuda_graph = false;
 
   void Check() const;
 };
