@@ -122,11 +122,7 @@ void ExpectMaskEqual(const torch::Tensor& got_any_device,
 class GtWarpParityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string shared = test::SharedDir();
-    if (shared.empty()) {
-      GTEST_SKIP() << "../shared (fixtures and data) not found; set "
-                      "L2M_SHARED_DIR to run this test";
-    }
+    L2M_REQUIRE_SHARED(shared);
     fixture_ = TensorFixture::Load(shared + "/fixtures/roma_losses/gt_warp");
   }
   const torch::Tensor& Get(const std::string& name) const {

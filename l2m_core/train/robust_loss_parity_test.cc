@@ -135,11 +135,7 @@ double ExpectTensorClose(const torch::Tensor& got_any_device,
 class RobustLossParityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string shared = test::SharedDir();
-    if (shared.empty()) {
-      GTEST_SKIP() << "../shared (fixtures and data) not found; set "
-                      "L2M_SHARED_DIR to run this test";
-    }
+    L2M_REQUIRE_SHARED(shared);
     main_ = TensorFixture::Load(shared + "/fixtures/roma_losses/loss_main");
     empty_ = TensorFixture::Load(shared + "/fixtures/roma_losses/loss_empty");
   }
