@@ -23,18 +23,11 @@ namespace fs = std::filesystem;
 namespace l2m {
 namespace {
 
-void AddLiftingOptions(OptionManager* m, LiftingOptions* o, std::string* kind) {
-  m->Add(
-      "Lifting.size", &o->size, "Square crop size (short side resized to it).");
-  m->Add("Lifting.min_focal_fraction",
-         &o->min_focal_fraction,
-         "Focal >= this * width.");
-  m->Add("Lifting.max_focal_fraction",
-         &o->max_focal_fraction,
-         "Focal < this * width.");
-  m->Add("Lifting.disparity_offset",
-         &o->disparity_offset,
-         "Added to the min-max normalised disparity (depth = 1/disparity).");
+// How the input depth is read and where surfaces break: what every lifting
+// command takes (`synth scene` sets size and focal itself).
+void AddLiftingInputOptions(OptionManager* m,
+                            LiftingOptions* o,
+                            std::string* kind) {
   m->Add("Lifting.alpha_scale",
          &o->alpha_scale,
          "Discontinuity test: exp(-s |Sobel|).");
@@ -47,6 +40,40 @@ void AddLiftingOptions(OptionManager* m, LiftingOptions* o, std::string* kind) {
       &o->invalid_value,
       "Raw value meaning unknown (e.g. 0 for Middlebury/Redwood); < 0: none.");
   m->Add("Lifting.input_scale", &o->input_scale, "Scale of integer inputs.");
+}
+
+void AddLiftingOptions(OptionManager* m, LiftingOptions* o, std::string* kind) {
+  m->Add(
+      "Lifting.size", &o->size, "Square crop size (short side resized to it).");
+  m->Add("Lifting.min_focal_fraction",
+         &o->min_focal_fraction,
+         "Focal >= this * width.");
+  m->Add("Lifting.max_focal_fraction",
+         &o->max_focal_fraction,
+         "Focal < this * width.");
+  m->Add("Lifting.disparity_offset",
+         &o->disparity_offset,
+         "Added to the min-max normalised disparity (depth = 1/disparity).");
+  AddLiftingInputOptions(m, o, kind);
+}
+
+// --Lifting.input_kind (parsed as text) into the options.
+void ApplyInputKind(const std::string& kind, LiftingOptions* o) {
+  if (kind == "depth") {
+    o->input_kind = DepthInputKind::kDepth;
+  } else if (kind != "disparity") {
+    throw std::invalid_argument(
+        "--Lifting.input_kind is disparity or depth, not '" + kind + "'");
+  }
+}
+
+void AddInpaintOptions(OptionManager* m, NovelViewOptions* o) {
+  m->AddBool(
+      "Views.inpaint", &o->inpaint, "Fill disocclusion holes (OpenCV Telea).");
+  m->Add("Views.inpaint_radius", &o->inpaint_radius, "Inpainting radius (px).");
+  m->Add("Views.inpaint_scale",
+         &o->inpaint_scale,
+         "Inpaint at 1/scale resolution (2: ~10x faster, blurrier fill).");
 }
 
 void AddPoseOptions(OptionManager* m, PoseRangeOptions* o) {
@@ -131,14 +158,7 @@ int RunViews(int argc, char** argv) {
   m.Add("Views.consistency_threshold",
         &options.consistency_threshold,
         "GT depth-consistency test |z - z2| / z2 < this.");
-  m.AddBool(
-      "Views.inpaint", &options.view.inpaint, "Fill holes (OpenCV Telea).");
-  m.Add("Views.inpaint_radius",
-        &options.view.inpaint_radius,
-        "Inpainting radius (px).");
-  m.Add("Views.inpaint_scale",
-        &options.view.inpaint_scale,
-        "Inpaint at 1/scale resolution (2: ~10x faster, blurrier fill).");
+  AddInpaintOptions(&m, &options.view);
   m.Add("Views.relight", &options.relight, "off | consistent | independent.");
   m.AddBool("Views.sky",
             &options.sky,
@@ -151,11 +171,7 @@ int RunViews(int argc, char** argv) {
   options.seed = static_cast<uint64_t>(seed);
   options.view.raster.num_threads = num_threads;
   options.relight_options.num_threads = num_threads;
-  if (input_kind == "depth")
-    options.lifting.input_kind = DepthInputKind::kDepth;
-  else if (input_kind != "disparity")
-    throw std::invalid_argument(
-        "--Lifting.input_kind is disparity or depth, not '" + input_kind + "'");
+  ApplyInputKind(input_kind, &options.lifting);
   Timer timer;
   const int pairs = RunViewsPipeline(images, disparity, output, options);
   std::cout << "Wrote " << pairs << " pairs to " << output << " in "
@@ -400,40 +416,13 @@ int RunScene(int argc, char** argv) {
   m.AddBool("Scene.fill_unknown_depth",
             &options.fill_unknown_depth,
             "Inpaint unknown disparity pixels and median-filter (5x5).");
-  m.AddBool("Views.inpaint",
-            &options.view.inpaint,
-            "Fill disocclusion holes (OpenCV Telea).");
-  m.Add("Views.inpaint_radius",
-        &options.view.inpaint_radius,
-        "Inpainting radius (px).");
-  m.Add("Views.inpaint_scale",
-        &options.view.inpaint_scale,
-        "Inpaint at 1/scale resolution (2: ~10x faster, blurrier fill).");
-  // Only the lifting options that apply (size and focal are set above).
-  LiftingOptions& lifting = options.lifting;
-  m.Add("Lifting.input_kind",
-        &input_kind,
-        "disparity (larger = nearer) or depth.");
-  m.Add(
-      "Lifting.invalid_value",
-      &lifting.invalid_value,
-      "Raw value meaning unknown (e.g. 0 for Middlebury/Redwood); < 0: none.");
-  m.Add(
-      "Lifting.input_scale", &lifting.input_scale, "Scale of integer inputs.");
-  m.Add("Lifting.alpha_scale",
-        &lifting.alpha_scale,
-        "Discontinuity test: exp(-s |Sobel|).");
-  m.Add("Lifting.alpha_threshold",
-        &lifting.alpha_threshold,
-        "Discontinuity test: a vertex is kept iff exp(-s |Sobel|) > this.");
+  AddInpaintOptions(&m, &options.view);
+  // Size and focal come from the Scene options above.
+  AddLiftingInputOptions(&m, &options.lifting, &input_kind);
   if (!m.Parse(argc, argv)) return 0;
   options.seed = static_cast<uint64_t>(seed);
   options.view.raster.num_threads = num_threads;
-  if (input_kind == "depth")
-    options.lifting.input_kind = DepthInputKind::kDepth;
-  else if (input_kind != "disparity")
-    throw std::invalid_argument(
-        "--Lifting.input_kind is disparity or depth, not '" + input_kind + "'");
+  ApplyInputKind(input_kind, &options.lifting);
   Timer timer;
   const SceneSummary summary = WriteScene(image, disparity, output, options);
   std::cout << "Wrote " << summary.num_views << " views of " << image << " ("
