@@ -3,7 +3,6 @@
 #include "l2m_core/util/file.h"
 #include "synth/npy.h"
 
-#include <Eigen/Geometry>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -12,24 +11,6 @@
 #include <stdexcept>
 
 namespace l2m {
-
-Eigen::Matrix3d PinholeCamera::K() const {
-  Eigen::Matrix3d k;
-  k << fx, 0, cx, 0, fy, cy, 0, 0, 1;
-  return k;
-}
-
-PinholeCamera PinholeCamera::FromFocalFraction(int width,
-                                               int height,
-                                               double focal_fraction) {
-  PinholeCamera camera;
-  camera.width = width;
-  camera.height = height;
-  camera.fx = camera.fy = focal_fraction * width;
-  camera.cx = width / 2.0;
-  camera.cy = height / 2.0;
-  return camera;
-}
 
 bool LiftingOptions::Check(std::string* error) const {
   if (size < 16) {
@@ -200,118 +181,17 @@ cv::Mat VisibleVertexMask(const cv::Mat& disparity,
 }
 
 cv::Mat ProceduralDisparity(int width, int height, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
+  const std::vector<float> raw =
+      ProceduralDisparityUnnormalized(width, height, seed);
   cv::Mat disp(height, width, CV_32F);
-  // Ground plane: disparity of a plane is affine in the pixel coordinates,
-  // zero-ish at the horizon.
-  const double horizon = (0.25 + 0.25 * u(rng)) * height;
-  const double ground_gain = 0.35 + 0.35 * u(rng);
-  const double ground_tilt = (u(rng) - 0.5) * 0.2;
-  // Smooth relief: a few random low-frequency sinusoids.
-  double ax[3], fx[3], fy[3], ph[3];
-  for (int k = 0; k < 3; ++k) {
-    ax[k] = 0.01 + 0.02 * u(rng);
-    fx[k] = (0.5 + 2.5 * u(rng)) * 2 * M_PI / width;
-    fy[k] = (0.5 + 2.5 * u(rng)) * 2 * M_PI / height;
-    ph[k] = 2 * M_PI * u(rng);
-  }
-  for (int r = 0; r < height; ++r) {
-    for (int c = 0; c < width; ++c) {
-      const double x = c + 0.5, y = r + 0.5;
-      double d = 0.02;
-      if (y > horizon)
-        d += ground_gain * (y - horizon) / (height - horizon) +
-             ground_tilt * (x / width - 0.5) * (y - horizon) / height;
-      double relief = 0;
-      for (int k = 0; k < 3; ++k)
-        relief += ax[k] * std::sin(fx[k] * x + fy[k] * y + ph[k]);
-      disp.at<float>(r, c) =
-          static_cast<float>(std::max(0.005, d + relief * (y > horizon)));
-    }
-  }
-  // Layers standing on the ground (nearer wins, as in a z-buffer): boxes and
-  // ellipses with slanted-plane disparity, borders are discontinuities.
-  const int layers = 2 + static_cast<int>(u(rng) * 4);
-  for (int l = 0; l < layers; ++l) {
-    const double w = (0.12 + 0.3 * u(rng)) * width;
-    const double h = (0.2 + 0.45 * u(rng)) * height;
-    const double x0 = u(rng) * (width - w);
-    const double bottom = horizon + (0.1 + 0.9 * u(rng)) * (height - horizon);
-    const double y0 = std::max(0.0, bottom - h);
-    const bool ellipse = u(rng) < 0.4;
-    const double base = 0.02 +
-                        ground_gain * (bottom - horizon) / (height - horizon) +
-                        0.05 + 0.15 * u(rng);
-    const double slope_x = (u(rng) - 0.5) * 0.3 / width;
-    for (int r = static_cast<int>(y0); r < std::min<int>(height, bottom); ++r) {
-      for (int c = static_cast<int>(x0); c < std::min<int>(width, x0 + w);
-           ++c) {
-        const double x = c + 0.5, y = r + 0.5;
-        if (ellipse) {
-          const double ex = (x - x0 - w / 2) / (w / 2);
-          const double ey = (y - y0 - (bottom - y0) / 2) / ((bottom - y0) / 2);
-          if (ex * ex + ey * ey > 1) continue;
-        }
-        const float d = static_cast<float>(base + slope_x * (x - x0 - w / 2));
-        float& cur = disp.at<float>(r, c);
-        cur = std::max(cur, d);
-      }
-    }
-  }
+  std::copy(raw.begin(), raw.end(), disp.ptr<float>());
+  // The cv::Mat expression's rounding is what existing outputs were made
+  // with; keep it here (the cv-free ProceduralDisparityValues rounds alike to
+  // within an ulp).
   double lo, hi;
   cv::minMaxLoc(disp, &lo, &hi);
   disp = (disp - lo) / std::max(1e-6, hi - lo) + 1e-3;
   return disp;
-}
-
-bool PoseRangeOptions::Check(std::string* error) const {
-  for (double v :
-       {max_tx, max_ty, max_tz, max_rx_deg, max_ry_deg, max_rz_deg}) {
-    if (!std::isfinite(v)) {
-      *error = "Pose ranges must be finite";
-      return false;
-    }
-  }
-  if (std::max({max_rx_deg, max_ry_deg, max_rz_deg}) > 90) {
-    *error =
-        "Pose rotation ranges above 90 degrees make no sense for lifted views";
-    return false;
-  }
-  return true;
-}
-
-Eigen::Matrix4d SampleCam2FromCam1(const PoseRangeOptions& options,
-                                   std::mt19937_64* rng) {
-  std::uniform_real_distribution<double> u(0, 1);
-  // rand_tensor(r) = sign * (r/2 + r/2 * U); disabled for r < 0.
-  auto component = [&](double max) {
-    const double sign = u(*rng) < 0.5 ? -1.0 : 1.0;
-    const double magnitude = max / 2 + max / 2 * u(*rng);
-    return max < 0 ? 0.0 : sign * magnitude;
-  };
-  const double deg = M_PI / 180;
-  const Eigen::Vector3d t(component(options.max_tx),
-                          component(options.max_ty),
-                          component(options.max_tz));
-  const Eigen::Vector3d axis_angle(component(options.max_rx_deg * deg),
-                                   component(options.max_ry_deg * deg),
-                                   component(options.max_rz_deg * deg));
-  Eigen::Matrix3d R = Eigen::Matrix3d::Identity();
-  if (axis_angle.norm() > 0)
-    R = Eigen::AngleAxisd(axis_angle.norm(), axis_angle.normalized())
-            .toRotationMatrix();
-  Eigen::Matrix4d T = Eigen::Matrix4d::Identity();
-  T.topLeftCorner<3, 3>() = R;
-  T.topRightCorner<3, 1>() = t;
-  return T;
-}
-
-uint64_t SeedFor(uint64_t base_seed, const std::string& name, int index) {
-  uint64_t h = 1469598103934665603ull ^ base_seed;
-  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  h = (h ^ static_cast<uint64_t>(index + 1)) * 1099511628211ull;
-  return h;
 }
 
 }  // namespace l2m

@@ -2,11 +2,12 @@
 
 // Stage 2.1, part 1: lifting a single photo to 3D as L2M's get_data.py does
 // (disparity -> normalised disparity -> depth, random focal, pixel-centred
-// principal point) and sampling the novel camera pose.
-//
-// Pixel coordinates everywhere in synth/ are COLMAP's: the centre of the
-// top-left pixel is (0.5, 0.5), so pixel (row i, col j) has its centre at
-// (j + 0.5, i + 0.5) and the image spans [0, W] x [0, H].
+// principal point). The cameras and the pose sampling live in camera.h and
+// the procedural disparity in disparity.h (no OpenCV there); this header adds
+// the cv::Mat side (files, resizing, normalisation).
+
+#include "synth/camera.h"
+#include "synth/disparity.h"
 
 #include <Eigen/Core>
 #include <opencv2/core.hpp>
@@ -15,20 +16,6 @@
 #include <string>
 
 namespace l2m {
-
-// Pinhole camera in COLMAP pixel coordinates.
-struct PinholeCamera {
-  int width = 0;
-  int height = 0;
-  double fx = 0, fy = 0, cx = 0, cy = 0;
-
-  Eigen::Matrix3d K() const;
-  // Reference intrinsics: f = focal_fraction * W (both axes), principal point
-  // at the image centre (W/2, H/2) — the reference's K scaled by 512.
-  static PinholeCamera FromFocalFraction(int width,
-                                         int height,
-                                         double focal_fraction);
-};
 
 // How the values of a disparity/depth input file are meant.
 enum class DepthInputKind {
@@ -87,34 +74,8 @@ cv::Mat DisparityToDepth(const cv::Mat& normalized_disparity);
 cv::Mat VisibleVertexMask(const cv::Mat& normalized_disparity,
                           const LiftingOptions& options);
 
-// Procedural stand-in when no depth model is available: a ground plane
-// rising to a far horizon band plus a few fronto-parallel and slanted layers
-// with sharp borders (depth discontinuities) and smooth low-frequency relief.
-// Deterministic in `seed`. Returns a normalised-disparity-like map in (0, 1].
+// ProceduralDisparityUnnormalized (disparity.h) as CV_32F, min-max
+// normalised to [0.001, 1.001]. Deterministic in `seed`.
 cv::Mat ProceduralDisparity(int width, int height, uint64_t seed);
-
-// Ranges of the random relative pose (reference get_rand_ext,
-// trans_range {x: 0.4, y: 0.4, z: 0.8, a: 18, b: 18, c: 18}): each component
-// has magnitude uniform in [max/2, max] and a random sign; a negative max
-// disables the component. Rotation components are axis-angle, max pi/18
-// rad = 10 degrees (the reference's a = 18 means pi/18).
-struct PoseRangeOptions {
-  double max_tx = 0.4;
-  double max_ty = 0.4;
-  double max_tz = 0.8;
-  double max_rx_deg = 10;
-  double max_ry_deg = 10;
-  double max_rz_deg = 10;
-
-  bool Check(std::string* error) const;
-};
-
-// cam2_from_cam1 (X2 = R X1 + t), as the reference's M = T * R.
-Eigen::Matrix4d SampleCam2FromCam1(const PoseRangeOptions& options,
-                                   std::mt19937_64* rng);
-
-// Stable seed from a base seed and a name (FNV-1a), so a photo's views do not
-// depend on processing order or on the number of workers.
-uint64_t SeedFor(uint64_t base_seed, const std::string& name, int index);
 
 }  // namespace l2m

@@ -10,7 +10,7 @@
 // Pixel coordinates are COLMAP's: pixel (row r, col c) is sampled at its
 // centre (c + 0.5, r + 0.5).
 
-#include "synth/lifting.h"
+#include "synth/camera.h"
 
 #include <Eigen/Core>
 

@@ -1,6 +1,6 @@
 #include "l2m_core/bench/benchmark.h"
 
-#include "l2m_core/bench/jpeg_decode.h"
+#include "l2m_core/image/image_codec.h"
 #include "l2m_core/image/preprocess.h"
 #include "l2m_core/match/sample.h"
 #include "l2m_core/model/config.h"
