@@ -24,17 +24,23 @@ std::map<int, int> VggScaleWidths(const VggConfig& vgg) {
   int layer = 0;
   int width = 3;
   int scale = 1;
+  bool ends_with_conv = false;
   for (int v : vgg.cfg) {
     if (layer >= vgg.num_layers) break;
     if (v == VggConfig::kVggMaxPool) {
       widths[scale] = width;
       scale *= 2;
       layer += 1;
+      ends_with_conv = false;
     } else {
       width = v;
       layer += 3;
+      ends_with_conv = true;
     }
   }
+  // Convs after the last pool give one more, coarser map (CNN coarse
+  // encoder); VGG19-BN features[:40] ends on a pool.
+  if (ends_with_conv) widths[scale] = width;
   return widths;
 }
 
@@ -93,7 +99,7 @@ void MatcherConfig::Check() const {
     Require(proj.count(s) == 1, "missing proj" + at);
     Require(refiner.count(s) == 1, "missing refiner" + at);
     const ProjConfig& p = proj.at(s);
-    if (s == gp_scale) {
+    if (s == gp_scale && coarse_encoder == CoarseEncoder::kDinov2) {
       Require(p.in_dim == dino.embed_dim,
               "proj in_dim must equal dino.embed_dim" + at);
     } else {
@@ -115,9 +121,11 @@ void MatcherConfig::Check() const {
   }
   Require(transformer.dim == gp.gp_dim + proj.at(gp_scale).out_dim,
           "transformer.dim must equal gp_dim + proj[16].out_dim");
-  Require(coarse_h > 0 && coarse_w > 0 && coarse_h % dino.patch_size == 0 &&
-              coarse_w % dino.patch_size == 0,
-          "coarse resolution must be a positive multiple of the patch size");
+  Require(coarse_h > 0 && coarse_w > 0 && coarse_h % CoarseStride() == 0 &&
+              coarse_w % CoarseStride() == 0,
+          "coarse resolution must be a positive multiple of the coarse "
+          "stride (" +
+              std::to_string(CoarseStride()) + ")");
   Require(!upsample_preds || (upsample_h > 0 && upsample_w > 0),
           "upsample resolution must be positive");
 }
@@ -172,13 +180,87 @@ MatcherConfig MatcherConfig::RomaIndoor() {
   return c;
 }
 
+MatcherConfig MatcherConfig::L2mSmall() {
+  constexpr int M = VggConfig::kVggMaxPool;
+  MatcherConfig c;
+  c.name = "l2m_s";
+  c.coarse_encoder = CoarseEncoder::kCnn;
+  // 11 convs: widths 32..192 up to scale 8 (the fine pyramid), then three
+  // 256-wide convs at stride 16 for the coarse features.
+  c.vgg.cfg = {32, 32, M, 64, 64, M, 128, 128, M, 192, 192, M, 256, 256, 256};
+  c.vgg.num_layers = 11 * 3 + 4;
+  c.proj = {{16, {256, 128}},
+            {8, {192, 64}},
+            {4, {128, 32}},
+            {2, {64, 16}},
+            {1, {32, 8}}};
+  c.gp.gp_dim = 128;
+  c.gp.use_cholesky = true;
+  c.transformer.dim = 256;
+  c.transformer.num_heads = 4;
+  c.transformer.num_blocks = 2;
+  // 32² anchors: one per ~14 px at 448, about the coarse cell (16 px).
+  c.transformer.cls_res = 32;
+  auto refiner = [](int dim, int emb, int radius) {
+    ConvRefinerConfig r;
+    r.in_dim = dim;
+    r.hidden_dim = dim;
+    r.disp_emb_dim = emb;
+    r.local_corr_radius = radius;
+    r.hidden_blocks = 4;
+    return r;
+  };
+  c.refiner = {{16, refiner(2 * 128 + 32 + 9 * 9, 32, 4)},
+               {8, refiner(2 * 64 + 32 + 7 * 7, 32, 3)},
+               {4, refiner(2 * 32 + 16 + 5 * 5, 16, 2)},
+               {2, refiner(2 * 16 + 8, 8, 0)},
+               {1, refiner(2 * 8 + 4, 4, 0)}};
+  c.coarse_h = c.coarse_w = 448;
+  c.upsample_h = c.upsample_w = 448;
+  c.upsample_preds = false;
+  // Trained from scratch on ImageNet-normalised inputs (as RoMa trains).
+  c.normalize = true;
+  return c;
+}
+
+MatcherConfig MatcherConfig::L2mTiny() {
+  constexpr int M = VggConfig::kVggMaxPool;
+  MatcherConfig c = L2mSmall();
+  c.name = "l2m_tiny";
+  c.vgg.cfg = {8, M, 8, M, 16, M, 16, M, 16};
+  c.vgg.num_layers = 5 * 3 + 4;
+  c.proj = {
+      {16, {16, 16}}, {8, {16, 8}}, {4, {16, 8}}, {2, {8, 4}}, {1, {8, 4}}};
+  c.gp.gp_dim = 16;
+  c.transformer.dim = 32;
+  c.transformer.num_heads = 2;
+  c.transformer.num_blocks = 1;
+  c.transformer.cls_res = 8;
+  for (auto& [s, r] : c.refiner) {
+    const int radius = s >= 4 ? 1 : 0;
+    const int emb = 4;
+    r.in_dim = r.hidden_dim =
+        2 * c.proj.at(s).out_dim + emb +
+        (radius > 0 ? (2 * radius + 1) * (2 * radius + 1) : 0);
+    r.disp_emb_dim = emb;
+    r.local_corr_radius = radius;
+    r.hidden_blocks = 1;
+  }
+  c.coarse_h = c.coarse_w = 64;
+  c.upsample_h = c.upsample_w = 64;
+  return c;
+}
+
 MatcherConfig MatcherConfig::Preset(const std::string& name) {
+  if (name == "l2m_s") return L2mSmall();
+  if (name == "l2m_tiny") return L2mTiny();
   if (name == "l2m") return L2m();
   if (name == "l2m_560") return L2m560();
   if (name == "roma_outdoor") return RomaOutdoor();
   if (name == "roma_indoor") return RomaIndoor();
-  throw std::invalid_argument("unknown matcher preset '" + name +
-                              "' (l2m, l2m_560, roma_outdoor, roma_indoor)");
+  throw std::invalid_argument(
+      "unknown matcher preset '" + name +
+      "' (l2m, l2m_560, roma_outdoor, roma_indoor, l2m_s, l2m_tiny)");
 }
 
 #ifdef L2M_HAVE_NLOHMANN_JSON

@@ -77,6 +77,16 @@ struct ConvRefinerConfig {
   double bn_momentum = 0.01;
 };
 
+// What produces the coarse (scale "16") features that feed the GP.
+enum class CoarseEncoder {
+  // DINOv2 ViT patch tokens at stride 14 (RoMa, L2M): weights from their own
+  // checkpoint, outside the matcher state dict.
+  kDinov2,
+  // The VGG-style CNN continued past its fourth pool (stride 16), trained
+  // with the matcher (l2m_s: no pretrained ViT is available to train from).
+  kCnn,
+};
+
 // How the displacement embedding is scaled in the two passes.
 enum class ScaleFactorRule {
   // L2M / RoMa before 2025: 1 in pass 1, sqrt(up_h·up_w / (coarse_h·coarse_w))
@@ -88,6 +98,7 @@ enum class ScaleFactorRule {
 
 struct MatcherConfig {
   std::string name = "l2m";
+  CoarseEncoder coarse_encoder = CoarseEncoder::kDinov2;
   DinoConfig dino;
   VggConfig vgg;
   std::map<int, ProjConfig> proj;  // by scale (16, 8, 4, 2, 1)
@@ -114,6 +125,11 @@ struct MatcherConfig {
   // Throws std::invalid_argument with a message naming the first inconsistency.
   void Check() const;
 
+  // Stride of the coarse features: the coarse resolution is a multiple of it.
+  int CoarseStride() const {
+    return coarse_encoder == CoarseEncoder::kCnn ? 16 : dino.patch_size;
+  }
+
   // Displacement-embedding scale factor of pass 1 / pass 2 (see
   // ScaleFactorRule).
   double ScaleFactorCoarse() const;
@@ -125,7 +141,14 @@ struct MatcherConfig {
   static MatcherConfig L2m560();
   static MatcherConfig RomaOutdoor();
   static MatcherConfig RomaIndoor();
-  // By name: "l2m", "l2m_560", "roma_outdoor", "roma_indoor".
+  // The compact matcher this project trains and ships (docs/TRAINING.md):
+  // CNN coarse encoder, the same GP / transformer / refiner design with
+  // reduced widths, one pass at 448.
+  static MatcherConfig L2mSmall();
+  // A minute graph of the same design for tests of the trainer (64 px).
+  static MatcherConfig L2mTiny();
+  // By name: "l2m", "l2m_560", "roma_outdoor", "roma_indoor", "l2m_s",
+  // "l2m_tiny".
   static MatcherConfig Preset(const std::string& name);
 };
 

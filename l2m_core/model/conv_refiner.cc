@@ -64,6 +64,9 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
   std::vector<torch::Tensor> parts = {x, x_hat, emb};
   if (config_.local_corr_radius > 0) {
     ScopedStage timed("local_correlation");
+    // disable_local_corr_grad=True in RoMa: features learn through the
+    // grid-sampled x_hat, not through the correlation window.
+    torch::NoGradGuard no_grad;
     parts.push_back(LocalCorrelation(x, y, config_.local_corr_radius, flow));
   }
   auto d = torch::cat(parts, 1);

@@ -108,8 +108,10 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
       CoarseMatch coarse = embedding_decoder_->forward(gp_posterior, fq);
       TracePut(trace, name + "gm_cls", coarse.cls);
       TracePut(trace, name + "gm_certainty", coarse.certainty);
-      flow = ClsToFlowRefine(coarse.cls.to(torch::kFloat));
+      flow = ClsToFlowRefine(coarse.cls.to(torch::kFloat)).detach();
       certainty = coarse.certainty;
+      out[s].gm_cls = coarse.cls;
+      out[s].gm_certainty = coarse.certainty;
     }
 
     TracePut(trace, name + "flow_in", flow);
@@ -125,14 +127,15 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
                          1);
     flow = flow + displacement;
     certainty = certainty + r.delta_certainty;
-    out[s] = {flow, certainty};
+    out[s].flow = flow;
+    out[s].certainty = certainty;
     TracePut(trace, name + "flow", flow);
     TracePut(trace, name + "certainty", certainty);
 
     if (i + 1 < scales.size()) {
       const std::vector<int64_t> next = size_of(scales[i + 1]);
-      flow = Resize(flow, next);
-      certainty = Resize(certainty, next);
+      flow = Resize(flow, next).detach();
+      certainty = Resize(certainty, next).detach();
     }
   }
   return out;

@@ -21,6 +21,11 @@ namespace l2m {
 struct ScaleEstimate {
   torch::Tensor flow;       // (B, 2, h, w) normalised coords, not clamped
   torch::Tensor certainty;  // (B, 1, h, w) accumulated logit
+  // At the GP scale only (else undefined): the transformer's anchor logits
+  // (B, cls_res², h, w) and certainty logit (B, 1, h, w), which the training
+  // loss supervises (RoMa's gm_cls / gm_certainty).
+  torch::Tensor gm_cls;
+  torch::Tensor gm_certainty;
 };
 
 using Correspondences = std::map<int, ScaleEstimate>;
@@ -32,7 +37,9 @@ class DecoderImpl : public torch::nn::Module {
   // f_q, f_s: query and support pyramids (same batch size). Without `upsample`
   // all scales run and the warp starts from the classifier at scale 16; with
   // `upsample` only the VGG scales (8..1) run, starting from `init` (any size,
-  // bilinearly resized to the scale-8 size).
+  // bilinearly resized to the scale-8 size). As RoMa's Decoder(detach=True),
+  // the flow entering each refiner and the certainty carried to the next
+  // scale are detached: each scale learns its own residual.
   Correspondences forward(const FeaturePyramid& f_q,
                           const FeaturePyramid& f_s,
                           bool upsample,

@@ -86,12 +86,12 @@ void FoldBatchNormIntoConv(torch::nn::Conv2dImpl& conv,
 // cuDNN's fast fp16/bf16 convolutions (depthwise ones above all) want.
 void ConvertConvWeightsToChannelsLast(torch::nn::Module& module);
 
-// Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
-// in fp32, as in the reference.
 // Turns CUDA autocast on (fp16/bf16) or off for what follows, across
-// LibTorch versions.
+// LibTorch versions (and clears its cache of low-precision weights).
 void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype);
 
+// Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
+// in fp32, as in the reference.
 class AutocastOff {
  public:
   AutocastOff();

@@ -31,7 +31,9 @@ void CheckPair(const torch::Tensor& a,
 
 CnnAndDinov2Impl::CnnAndDinov2Impl(const MatcherConfig& config) {
   cnn_ = register_module("cnn", Vgg19(config.vgg));
-  dino_ = DinoVisionTransformer(config.dino);
+  if (config.coarse_encoder == CoarseEncoder::kDinov2) {
+    dino_ = DinoVisionTransformer(config.dino);
+  }
 }
 
 FeaturePyramid CnnAndDinov2Impl::forward(const torch::Tensor& x,
@@ -40,6 +42,12 @@ FeaturePyramid CnnAndDinov2Impl::forward(const torch::Tensor& x,
   {
     ScopedStage stage(upsample ? "p2.vgg" : "p1.vgg");
     pyramid = cnn_(x);
+  }
+  if (!dino_) {
+    // CNN coarse encoder: its stride-16 map is the coarse feature; the
+    // upsample pass has no use for it.
+    if (upsample) pyramid.erase(16);
+    return pyramid;
   }
   if (!upsample) {
     ScopedStage stage("p1.dinov2");
@@ -52,22 +60,22 @@ void CnnAndDinov2Impl::to(torch::Device device,
                           torch::Dtype dtype,
                           bool non_blocking) {
   torch::nn::Module::to(device, dtype, non_blocking);
-  dino_->to(device, dtype, non_blocking);
+  if (dino_) dino_->to(device, dtype, non_blocking);
 }
 
 void CnnAndDinov2Impl::to(torch::Dtype dtype, bool non_blocking) {
   torch::nn::Module::to(dtype, non_blocking);
-  dino_->to(dtype, non_blocking);
+  if (dino_) dino_->to(dtype, non_blocking);
 }
 
 void CnnAndDinov2Impl::to(torch::Device device, bool non_blocking) {
   torch::nn::Module::to(device, non_blocking);
-  dino_->to(device, non_blocking);
+  if (dino_) dino_->to(device, non_blocking);
 }
 
 void CnnAndDinov2Impl::train(bool on) {
   torch::nn::Module::train(on);
-  dino_->train(on);
+  if (dino_) dino_->train(on);
 }
 
 RegressionMatcherImpl::RegressionMatcherImpl(const MatcherConfig& config)

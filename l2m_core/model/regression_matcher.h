@@ -18,7 +18,8 @@ namespace l2m {
 // Fine VGG19-BN pyramid (scales 1..8, key prefix `cnn.`) + coarse DINOv2
 // features (scale 16). The ViT is held outside the module tree, as in the
 // reference: it is not part of the matcher state dict and loads from its own
-// checkpoint through dino().
+// checkpoint through dino(). With CoarseEncoder::kCnn there is no ViT: the
+// CNN's stride-16 map is scale 16 and everything is in the state dict.
 class CnnAndDinov2Impl : public torch::nn::Module {
  public:
   explicit CnnAndDinov2Impl(const MatcherConfig& config);
@@ -27,6 +28,7 @@ class CnnAndDinov2Impl : public torch::nn::Module {
   // tokens (N, C, H/14, W/14); the upsample pass uses VGG only.
   FeaturePyramid forward(const torch::Tensor& x, bool upsample);
 
+  // Empty (null holder) with the CNN coarse encoder.
   DinoVisionTransformer& dino() { return dino_; }
   Vgg19& cnn() { return cnn_; }
 

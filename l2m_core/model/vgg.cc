@@ -57,6 +57,8 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
       x = pool->forward(x);
     }
   }
+  // Convs after the last pool: one more, coarser map (CNN coarse encoder).
+  if (n > 0 && !is_pool_.back()) feats[scale] = x;
   return feats;
 }
 

@@ -18,7 +18,8 @@ class Vgg19Impl : public torch::nn::Module {
   explicit Vgg19Impl(const VggConfig& config);
 
   // The activation entering each MaxPool:
-  // {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4: ..., 8: ...}.
+  // {1: (B,C1,H,W), 2: (B,C2,H/2,W/2), 4: ..., 8: ...}, plus the last
+  // activation when convs follow the last pool (16 for l2m_s).
   FeaturePyramid forward(const torch::Tensor& x);
 
   // Inference only, after the weights are loaded: folds each BatchNorm into
