@@ -12,6 +12,7 @@
 #include "l2m_core/bench/benchmark.h"
 #include "l2m_core/util/file.h"
 #include "synth/demo_scene.h"
+#include "synth/train_command.h"
 #include "synth/synth_command.h"
 
 #include <opencv2/core/version.hpp>
@@ -381,6 +382,9 @@ std::vector<Command>& Commands() {
       {"synth",
        "Training pairs from single photos: views, relight, sky.",
        RunSynthCommand},
+      {"train",
+       "Trains a matcher (l2m_s) on pairs synthesised from photos; resumes.",
+       RunTrainCommand},
   };
   return commands;
 }
