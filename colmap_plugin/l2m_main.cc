@@ -12,8 +12,9 @@
 #include "l2m_core/bench/benchmark.h"
 #include "l2m_core/util/file.h"
 #include "synth/demo_scene.h"
-#include "synth/train_command.h"
 #include "synth/synth_command.h"
+#include "synth/train_command.h"
+#include "synth/train_curves.h"
 
 #include <opencv2/core/version.hpp>
 #include <sqlite3.h>
@@ -252,6 +253,31 @@ int RunReconstruct(int argc, char** argv) {
   return report.model.registered_images > 0 ? 0 : 3;
 }
 
+// `l2m train`: the trainer, then the curves of its log as RUN/curves.png
+// (the standalone l2m_train has no OpenCV to draw them).
+int RunTrain(int argc, char** argv) {
+  const int code = RunTrainCommand(argc, argv);
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--Train.output_path") continue;
+    const std::string log = std::string(argv[i + 1]) + "/train_log.jsonl";
+    if (code == 0 && std::filesystem::exists(log)) {
+      const std::string png = std::string(argv[i + 1]) + "/curves.png";
+      PlotTrainingCurves(log, png);
+      std::cerr << "train: curves in " << png << std::endl;
+    }
+  }
+  return code;
+}
+
+int RunTrainCurves(int argc, char** argv) {
+  if (argc != 3) {
+    std::cerr << "Usage: l2m train_curves RUN/train_log.jsonl OUTPUT.png\n";
+    return 2;
+  }
+  PlotTrainingCurves(argv[1], argv[2]);
+  return 0;
+}
+
 int RunDemoScene(int argc, char** argv) {
   std::string output_path;
   DemoSceneOptions scene;
@@ -384,7 +410,10 @@ std::vector<Command>& Commands() {
        RunSynthCommand},
       {"train",
        "Trains a matcher (l2m_s) on pairs synthesised from photos; resumes.",
-       RunTrainCommand},
+       RunTrain},
+      {"train_curves",
+       "PNG curves (loss, lr, validation EPE/PCK) of a training log.",
+       RunTrainCurves},
   };
   return commands;
 }

@@ -92,11 +92,12 @@ void AddMatcherOptions(OptionManager* m,
   m->Add("Flow.max_num_matches", &o->flow.max_num_matches, "Matches per pair.");
   m->Add("L2m.preset",
          &o->l2m.preset,
-         "l2m (672/1344), l2m_560 (560/864), roma_outdoor, roma_indoor.");
-  m->Add(
-      "L2m.weights",
-      &o->l2m.weights,
-      "Matcher weights (decoder + VGG): checkpoint file or cached model name.");
+         "l2m_s (shipped, 448), l2m (672/1344), l2m_560 (560/864), "
+         "roma_outdoor, roma_indoor; empty: from the weights' metadata.");
+  m->Add("L2m.weights",
+         &o->l2m.weights,
+         "Matcher weights: checkpoint file or cached model name; empty: the "
+         "shipped compact model (models/l2m_s.safetensors).");
   m->Add("L2m.dino_weights",
          &o->l2m.dino_weights,
          "DINOv2 ViT weights: checkpoint file or cached model name.");

@@ -6,10 +6,13 @@
 #include "l2m_core/model/regression_matcher.h"
 #include "l2m_core/util/string.h"
 #include "l2m_core/weights/model_cache.h"
+#include "l2m_core/weights/safetensors.h"
 #include "l2m_core/weights/strict_load.h"
 
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -22,20 +25,54 @@ MatcherConfig ConfigFromPreset(const std::string& preset) {
   return MatcherConfig::Preset(preset);
 }
 
+// Fills the defaults: the shipped weights, the preset of the weights'
+// metadata, and checks that a DINOv2 preset has its ViT weights.
+L2mMatcherOptions Resolve(L2mMatcherOptions options) {
+  if (options.weights.empty()) {
+    options.weights = ShippedL2mWeightsPath();
+    if (!std::filesystem::exists(options.weights)) {
+      throw std::runtime_error(
+          "the shipped l2m model " + options.weights +
+          " is missing: set L2M_MODELS_DIR to the folder holding "
+          "l2m_s.safetensors, or pass --L2m.weights");
+    }
+  }
+  if (options.preset.empty()) {
+    options.preset = "l2m_560";
+    if (EndsWith(options.weights, ".safetensors") &&
+        std::filesystem::exists(options.weights)) {
+      const SafetensorsHeader header = ReadSafetensorsHeader(options.weights);
+      auto it = header.metadata.find("l2m_preset");
+      if (it != header.metadata.end()) options.preset = it->second;
+    }
+  }
+  const MatcherConfig config = ConfigFromPreset(options.preset);
+  if (config.coarse_encoder == CoarseEncoder::kDinov2 &&
+      options.dino_weights.empty()) {
+    throw std::invalid_argument(
+        "the l2m preset '" + options.preset +
+        "' has a DINOv2 coarse encoder: give its weights with "
+        "--L2m.dino_weights (checkpoint file or cached model name)");
+  }
+  return options;
+}
+
 }  // namespace
 
 class L2mMatcher::Impl {
  public:
   explicit Impl(const L2mMatcherOptions& options)
-      : options_(options),
+      : options_(Resolve(options)),
         device_(options.device),
-        model_(ConfigFromPreset(options.preset)) {
+        model_(ConfigFromPreset(options_.preset)) {
     if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
     LoadStateDictStrict(
         *model_, ReadModelWeights(options_.weights), options_.weights);
-    LoadStateDictStrict(*model_->dino(),
-                        ReadModelWeights(options_.dino_weights),
-                        options_.dino_weights);
+    if (model_->dino()) {
+      LoadStateDictStrict(*model_->dino(),
+                          ReadModelWeights(options_.dino_weights),
+                          options_.dino_weights);
+    }
     model_->eval();
     model_->to(device_);
     // On CUDA: BN folding + channels-last (same results within rounding, see
@@ -145,12 +182,10 @@ bool L2mMatcherOptions::Check(std::string* error) const {
     if (error != nullptr) *error = what;
     return false;
   };
-  if (weights.empty() || dino_weights.empty()) {
+  if (weights.empty() && !dino_weights.empty()) {
     return fail(
-        "the l2m matcher needs --L2m.weights (matcher: decoder + VGG) and "
-        "--L2m.dino_weights (DINOv2 ViT): "
-        "checkpoint files or names of models imported with `l2m models "
-        "import`");
+        "--L2m.dino_weights without --L2m.weights: the shipped model has no "
+        "DINOv2; give the matcher weights of the DINOv2 preset too");
   }
   if (num_samples < 1) return fail("L2m.num_samples must be >= 1");
   if (min_certainty < 0 || min_certainty > 1)
@@ -158,6 +193,13 @@ bool L2mMatcherOptions::Check(std::string* error) const {
   if (device != "cpu" && !StartsWith(device, "cuda"))
     return fail("L2m.device must be cpu or cuda[:N]");
   return true;
+}
+
+std::string ShippedL2mWeightsPath() {
+  const char* dir = std::getenv("L2M_MODELS_DIR");
+  const std::string base =
+      dir != nullptr && *dir != '\0' ? dir : L2M_SOURCE_MODELS_DIR;
+  return (std::filesystem::path(base) / "l2m_s.safetensors").string();
 }
 
 std::unique_ptr<L2mMatcher> CreateL2mMatcher(const L2mMatcherOptions& options) {

@@ -11,13 +11,17 @@ namespace l2m {
 
 struct L2mMatcherOptions {
   // Graph preset: l2m (672/1344), l2m_560 (560/864), roma_outdoor,
-  // roma_indoor; or a fixture config.json path (tests, small graphs).
-  std::string preset = "l2m_560";
-  // Matcher weights (decoder + VGG) and the DINOv2 ViT: a checkpoint file
-  // (.pth/.ckpt/.safetensors) or the name of a model in the l2m model cache
-  // (`l2m models import`). Loading is strict: any missing, unexpected or
-  // mis-shaped key is an error.
+  // roma_indoor, l2m_s (the shipped compact model, 448); or a fixture
+  // config.json path (tests, small graphs). Empty: the preset recorded in
+  // the weights' safetensors metadata (l2m_preset), else l2m_560.
+  std::string preset;
+  // Matcher weights: a checkpoint file (.pth/.ckpt/.safetensors) or the name
+  // of a model in the l2m model cache (`l2m models import`). Empty: the
+  // compact model shipped with l2m (ShippedL2mWeightsPath()), which needs
+  // no DINOv2. Loading is strict: any missing, unexpected or mis-shaped key
+  // is an error.
   std::string weights;
+  // DINOv2 ViT weights, for the presets with a DINOv2 coarse encoder.
   std::string dino_weights;
   // Matches sampled per pair (threshold-balanced, as RoMa's sample()).
   int num_samples = 8000;
@@ -63,6 +67,11 @@ class L2mMatcher : public Matcher {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The compact model shipped in the repository (models/l2m_s.safetensors,
+// see models/README.md): $L2M_MODELS_DIR/l2m_s.safetensors when that
+// variable is set, else the source tree's models/ folder.
+std::string ShippedL2mWeightsPath();
 
 // Checks the options (std::invalid_argument) and the device, then builds the
 // matcher.

@@ -7,13 +7,17 @@
 
 #include "matcher_adapters/image_io.h"
 #include "matcher_adapters/matcher_factory.h"
+#include "matcher_adapters/test_images.h"
 #include "tests/tensor_fixture.h"
 #include "tests/test_utils.h"
 
 #include <gtest/gtest.h>
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 
 namespace l2m {
 namespace {
@@ -95,10 +99,64 @@ TEST(L2mMatcher, SampledMatchesLieOnTheReferenceWarp) {
   EXPECT_EQ(again.xy1, m.xy1);
 }
 
+// With no options, the matcher is the compact model shipped in models/: it
+// needs no DINOv2 and matches a textured pair related by a homography.
+TEST(L2mMatcher, ShippedModelIsTheDefault) {
+  L2mMatcherOptions options;
+  ASSERT_TRUE(options.Check());
+  options.num_samples = 2000;
+  options.num_threads = 2;
+  auto matcher = CreateL2mMatcher(options);
+  const cv::Mat texture = test::RandomTexture(480, 360, 5);
+  // B = A seen through a mild homography (rotation, scale, shift).
+  const cv::Matx33d H(0.95, -0.08, 30, 0.07, 0.97, 12, 1e-5, 2e-5, 1);
+  cv::Mat warped;
+  cv::warpPerspective(
+      texture, warped, H, texture.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
+  const PairMatches m = matcher->MatchDense(test::MakeImage(1, texture),
+                                            test::MakeImage(2, warped));
+  ASSERT_GT(m.size(), 500u);
+  size_t correct = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    // COLMAP pixels (centre 0.5) -> OpenCV pixels for H.
+    const cv::Point2d p =
+        test::ApplyHomography(H, m.xy1[2 * i] - 0.5, m.xy1[2 * i + 1] - 0.5);
+    if (std::hypot(p.x + 0.5 - m.xy2[2 * i], p.y + 0.5 - m.xy2[2 * i + 1]) <
+        3) {
+      ++correct;
+    }
+  }
+  const double fraction = static_cast<double>(correct) / m.size();
+  std::printf("shipped l2m_s: %zu matches, %.1f%% within 3 px\n",
+              m.size(),
+              100 * fraction);
+  EXPECT_GT(fraction, 0.8);
+}
+
 TEST(L2mMatcher, ClearErrorsForMissingOrWrongWeights) {
   L2mMatcherOptions options;
-  EXPECT_FALSE(options.Check());
-  EXPECT_THROW(CreateL2mMatcher(options), std::invalid_argument);
+  // A DINOv2 preset without its ViT weights.
+  options.preset = "l2m_560";
+  options.weights = "some.pth";
+  try {
+    CreateL2mMatcher(options);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--L2m.dino_weights"),
+              std::string::npos)
+        << e.what();
+  }
+  // The shipped model looked up in an empty models folder: the path is named.
+  const std::string empty = ::testing::TempDir() + "l2m_no_models";
+  std::filesystem::create_directories(empty);
+  setenv("L2M_MODELS_DIR", empty.c_str(), 1);
+  try {
+    CreateL2mMatcher(L2mMatcherOptions());
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(empty), std::string::npos) << e.what();
+  }
+  unsetenv("L2M_MODELS_DIR");
   L2M_REQUIRE_SHARED(shared);
   const std::string dir = shared + "/fixtures/roma_parity";
   options = FixtureOptions(dir);
