@@ -65,7 +65,11 @@ class L2mMatcher::Impl {
       : options_(Resolve(options)),
         device_(options.device),
         model_(ConfigFromPreset(options_.preset)) {
-    if (options_.num_threads > 0) at::set_num_threads(options_.num_threads);
+    // LibTorch's default is 1 intra-op thread on Debian; 0 means all cores.
+    at::set_num_threads(options_.num_threads > 0
+                            ? options_.num_threads
+                            : static_cast<int>(std::max(
+                                  1u, std::thread::hardware_concurrency())));
     LoadStateDictStrict(
         *model_, ReadModelWeights(options_.weights), options_.weights);
     if (model_->dino()) {
@@ -75,11 +79,11 @@ class L2mMatcher::Impl {
     }
     model_->eval();
     model_->to(device_);
-    // On CUDA: BN folding + channels-last (same results within rounding, see
-    // the OptimizedForInference parity test); the CPU keeps the reference's
-    // exact op sequence.
+    // BN folding + channels-last (same results within rounding, see the
+    // OptimizedForInference parity test): on the CPU too, where oneDNN's
+    // depthwise convolutions run ~9x faster in NHWC.
+    model_->OptimizeForInference(true);
     if (device_.is_cuda()) {
-      model_->OptimizeForInference(true);
       // cuSOLVER's Cholesky for the GP (2x faster than MAGMA's, l2m bench).
       at::globalContext().setLinalgPreferredBackend(
           at::LinalgBackend::Cusolver);

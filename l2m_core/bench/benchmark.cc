@@ -12,6 +12,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <thread>
+
 #ifdef L2M_HAVE_C10_CUDA
 #include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -176,7 +178,11 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
     throw std::runtime_error("bench: --device " + options.device +
                              " but no CUDA device is available");
   }
-  if (options.num_threads > 0) at::set_num_threads(options.num_threads);
+  // LibTorch's default here is 1 intra-op thread; 0 means all cores.
+  at::set_num_threads(options.num_threads > 0
+                          ? options.num_threads
+                          : static_cast<int>(std::max(
+                                1u, std::thread::hardware_concurrency())));
   if (cuda) {
     // fp32 means fp32: TF32 would change the numbers the parity tests prove.
     at::globalContext().setAllowTF32CuBLAS(false);
@@ -213,7 +219,9 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
     }
     model->eval();
     model->to(device);
-    if (options.optimize) model->OptimizeForInference(cuda);
+    // Channels-last on the CPU too: oneDNN's depthwise 5x5 runs ~9x faster
+    // in NHWC at 448² (513 -> 56 ms for 2x20 channels, 1 thread).
+    if (options.optimize) model->OptimizeForInference(true);
     const double tflop = TflopPerPair(config);
     for (const std::string& precision : options.precisions) {
       const at::ScalarType dtype = PrecisionType(precision);

@@ -27,7 +27,7 @@ struct BenchmarkOptions {
   std::vector<std::string> images;
   std::string weights;       // Matcher checkpoint (empty: random).
   std::string dino_weights;  // ViT checkpoint (empty: random).
-  int num_threads = 0;       // CPU intra-op threads (0: LibTorch's default).
+  int num_threads = 0;       // CPU intra-op threads (0: all cores).
   bool stage_breakdown = true;
   // RegressionMatcher::OptimizeForInference (BN folding; channels-last on
   // CUDA) before timing.

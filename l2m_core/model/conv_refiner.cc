@@ -72,7 +72,7 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
   auto d = torch::cat(parts, 1);
   // Follow the weights' layout: channels-last weights want NHWC activations.
   const auto& weight = block1_[0]->as<torch::nn::Conv2dImpl>()->weight;
-  if (d.is_cuda() && weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+  if (weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     d = d.contiguous(at::MemoryFormat::ChannelsLast);
   }
   d = RunBlock(block1_, d);

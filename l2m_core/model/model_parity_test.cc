@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -287,6 +288,40 @@ TEST(ModelParityGp, CholeskyWithinTolerance) {
                 c.max_err,
                 c.tol);
     EXPECT_LE(c.max_err, c.tol);
+  }
+}
+
+// The CPU kernel (whole-pixel offsets share the bilinear weights) against
+// one grid_sample per offset, as the reference computes it, with warp
+// targets partly outside the support image (zero padding) and a NaN.
+TEST(LocalCorrelationCpu, MatchesGridSamplePerOffset) {
+  torch::manual_seed(0);
+  namespace F = torch::nn::functional;
+  const torch::Tensor f0 = torch::randn({2, 16, 12, 20});
+  const torch::Tensor f1 = torch::randn({2, 16, 12, 20});
+  torch::Tensor flow = torch::rand({2, 2, 12, 20}) * 2.4 - 1.2;
+  flow[1][0][3][4] = std::numeric_limits<float>::quiet_NaN();
+  for (int radius : {1, 3}) {
+    const torch::Tensor got = LocalCorrelation(f0, f1, radius, flow);
+    const int64_t n = 2 * radius + 1;
+    std::vector<torch::Tensor> parts;
+    for (int64_t k = 0; k < n * n; ++k) {
+      const double dy = -2.0 * radius / 12 + (k / n) * 2.0 / 12;
+      const double dx = -2.0 * radius / 20 + (k % n) * 2.0 / 20;
+      auto grid =
+          flow.permute({0, 2, 3, 1}) +
+          torch::tensor({static_cast<float>(dx), static_cast<float>(dy)});
+      auto window = F::grid_sample(
+          f1, grid, F::GridSampleFuncOptions().align_corners(false));
+      parts.push_back((f0 * window).sum(1) / 4.0);  // sqrt(C) = 4
+    }
+    const torch::Tensor ref = torch::stack(parts, 1);
+    ASSERT_EQ(got.sizes(), ref.sizes());
+    const torch::Tensor valid = ref.isfinite();
+    const double err =
+        (got - ref).abs().masked_select(valid).max().item<double>();
+    std::printf("[local corr cpu r=%d] max|err| %.3e\n", radius, err);
+    EXPECT_LT(err, 1e-5);
   }
 }
 

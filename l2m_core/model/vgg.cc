@@ -33,8 +33,7 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
   FeaturePyramid feats;
   torch::Tensor x = input;
   // Follow the weights' layout (ConvertConvWeightsToChannelsLast).
-  if (x.is_cuda() &&
-      layers_[0]->as<torch::nn::Conv2dImpl>()->weight.is_contiguous(
+  if (layers_[0]->as<torch::nn::Conv2dImpl>()->weight.is_contiguous(
           at::MemoryFormat::ChannelsLast)) {
     x = x.contiguous(at::MemoryFormat::ChannelsLast);
   }
