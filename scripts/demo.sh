@@ -36,8 +36,14 @@ if [ ! -d "$image_dir" ]; then
   exit 1
 fi
 workspace="${workspace:-$image_dir/../l2m_workspace}"
-# SIFT is the default matcher until the shipped L2M model exists (see README).
+# The matcher is l2m with the compact model shipped in models/ (offline, CPU;
+# L2M_MATCHER=sift for the classical one). The demo orbit is an ordered
+# sequence, so each view is matched with its 4 successors.
 gt_args=()
-[ -f "$image_dir/../ground_truth/images.txt" ] && gt_args=(--gt_model_path "$image_dir/../ground_truth" --ImageReader.single_camera 1)
-"$l2m" reconstruct --image_path "$image_dir" --workspace_path "$workspace" --matcher "${L2M_MATCHER:-sift}" "${gt_args[@]}" "$@"
+pair_args=()
+if [ -f "$image_dir/../ground_truth/images.txt" ]; then
+  gt_args=(--gt_model_path "$image_dir/../ground_truth" --ImageReader.single_camera 1)
+  pair_args=(--Pairs.mode sequential --Pairs.overlap 4)
+fi
+"$l2m" reconstruct --image_path "$image_dir" --workspace_path "$workspace" --matcher "${L2M_MATCHER:-l2m}" "${gt_args[@]}" "${pair_args[@]}" "$@"
 echo "demo: sparse model in $workspace/sparse, report in $workspace/report.md"
