@@ -340,6 +340,9 @@ int RunBench(int argc, char** argv) {
   options.AddBool("optimize",
                   &bench.optimize,
                   "Fold BatchNorms (and channels-last on CUDA) first.");
+  options.AddBool("cpu_huge_pages",
+                  &bench.cpu_huge_pages,
+                  "CPU: huge-page allocator (faster first touch, reuse).");
   options.AddBool("stage_breakdown",
                   &bench.stage_breakdown,
                   "Per-stage times (one extra synchronised run).");

@@ -110,6 +110,9 @@ void AddMatcherOptions(OptionManager* m,
   m->Add("L2m.device", &o->l2m.device, "cpu or cuda[:N].");
   m->Add(
       "L2m.num_threads", &o->l2m.num_threads, "CPU threads (0 = all cores).");
+  m->AddBool("L2m.cpu_huge_pages",
+             &o->l2m.cpu_huge_pages,
+             "CPU: huge-page allocator (faster first touch, memory reuse).");
   m->AddBool("Matching.as_dense",
              &matching->as_dense,
              "Treat a sparse matcher as dense (drop keypoint ids, jitter): "

@@ -4,6 +4,7 @@
 #include "l2m_core/match/warp_matches.h"
 #include "l2m_core/model/config.h"
 #include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/util/cpu_allocator.h"
 #include "l2m_core/util/string.h"
 #include "l2m_core/weights/model_cache.h"
 #include "l2m_core/weights/safetensors.h"
@@ -70,6 +71,10 @@ class L2mMatcher::Impl {
                             ? options_.num_threads
                             : static_cast<int>(std::max(
                                   1u, std::thread::hardware_concurrency())));
+    // Before the checkpoint is read, so that its tensors get huge pages too.
+    if (options_.cpu_huge_pages && device_.is_cpu()) {
+      UseHugePageCpuAllocator();
+    }
     LoadStateDictStrict(
         *model_, ReadModelWeights(options_.weights), options_.weights);
     if (model_->dino()) {

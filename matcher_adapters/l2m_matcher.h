@@ -31,6 +31,10 @@ struct L2mMatcherOptions {
   std::string device = "cpu";
   // Intra-op threads on the CPU (0 = all cores).
   int num_threads = 0;
+  // Device "cpu": LibTorch's CPU allocator replaced by the huge-page one
+  // (UseHugePageCpuAllocator: 2 MiB pages, freed memory kept for reuse) for
+  // the rest of the process; docs/PERFORMANCE.md has the measurement.
+  bool cpu_huge_pages = true;
   unsigned seed = 0;
 
   bool Check(std::string* error = nullptr) const;

@@ -4,7 +4,7 @@
 //                  [--device cuda] [--images A.jpg B.jpg] [--repeats N]
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
-//                  [--cuda_graph]
+//                  [--cuda_graph] [--threads N] [--cpu_huge_pages 0|1]
 //                  [--output report.json]
 
 #include "l2m_core/bench/benchmark.h"
@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
         options.warmup = std::stoi(arg);
       } else if (key == "num_samples") {
         options.num_samples = std::stoi(arg);
+      } else if (key == "cpu_huge_pages") {
+        options.cpu_huge_pages = std::stoi(arg) != 0;
       } else if (key == "threads") {
         options.num_threads = std::stoi(arg);
       } else if (key == "weights") {

@@ -6,6 +6,7 @@
 #include "l2m_core/model/config.h"
 #include "l2m_core/model/model_util.h"
 #include "l2m_core/model/regression_matcher.h"
+#include "l2m_core/util/cpu_allocator.h"
 #include "l2m_core/weights/model_cache.h"
 #include "l2m_core/weights/strict_load.h"
 
@@ -183,6 +184,8 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
                           ? options.num_threads
                           : static_cast<int>(std::max(
                                 1u, std::thread::hardware_concurrency())));
+  // Before the model's tensors exist, so that the weights get huge pages too.
+  if (!cuda && options.cpu_huge_pages) UseHugePageCpuAllocator();
   if (cuda) {
     // fp32 means fp32: TF32 would change the numbers the parity tests prove.
     at::globalContext().setAllowTF32CuBLAS(false);
@@ -196,6 +199,8 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
   std::ostringstream json;
   json << "{\n  \"libtorch\": \"" << TORCH_VERSION << "\",\n  \"device\": \""
        << options.device << "\",\n  \"cpu_threads\": " << at::get_num_threads()
+       << ",\n  \"cpu_huge_pages\": "
+       << (HugePageCpuAllocatorInUse() ? "true" : "false")
        << ",\n  \"weights\": \""
        << (options.weights.empty() ? "random" : options.weights)
        << "\",\n  \"results\": [";

@@ -35,6 +35,10 @@ struct BenchmarkOptions {
   // Model alone also replayed as one CUDA graph per batch size (launch
   // overhead removed; CUDA only).
   bool cuda_graph = false;
+  // --device cpu: LibTorch's CPU allocator replaced by the huge-page one
+  // (UseHugePageCpuAllocator; docs/PERFORMANCE.md has the measurement).
+  // Once installed it stays for the rest of the process.
+  bool cpu_huge_pages = true;
 
   void Check() const;
 };
