@@ -3,6 +3,7 @@
 #include "l2m_core/image/image_codec.h"
 #include "l2m_core/train/planar_pairs.h"
 #include "l2m_core/train/trainer.h"
+#include "l2m_core/util/string.h"
 #include "synth/train_pairs.h"
 
 #include <cstdio>
@@ -55,14 +56,8 @@ void SetDataOption(DataOptions* d,
                    const std::string& name,
                    const std::string& value) {
   auto number = [&]() {
-    size_t used = 0;
     double x = 0;
-    try {
-      x = std::stod(value, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != value.size() || value.empty()) {
+    if (!ParseDouble(value, &x)) {
       throw std::invalid_argument("--Data." + name + ": '" + value +
                                   "' is not a number");
     }

@@ -44,6 +44,17 @@ std::map<int, int> VggScaleWidths(const VggConfig& vgg) {
   return widths;
 }
 
+// A ConvRefiner whose hidden width equals its input (depthwise blocks).
+ConvRefinerConfig Refiner(int dim, int emb, int radius, int hidden_blocks) {
+  ConvRefinerConfig r;
+  r.in_dim = dim;
+  r.hidden_dim = dim;
+  r.disp_emb_dim = emb;
+  r.local_corr_radius = radius;
+  r.hidden_blocks = hidden_blocks;
+  return r;
+}
+
 MatcherConfig FullSize() {
   MatcherConfig c;
   c.dino = DinoConfig::VitL14();
@@ -55,12 +66,7 @@ MatcherConfig FullSize() {
   c.gp = GpConfig();
   c.transformer = TransformerDecoderConfig();
   auto refiner = [](int dim, int emb, int radius) {
-    ConvRefinerConfig r;
-    r.in_dim = dim;
-    r.hidden_dim = dim;
-    r.disp_emb_dim = emb;
-    r.local_corr_radius = radius;
-    return r;
+    return Refiner(dim, emb, radius, 8);
   };
   c.refiner = {{16, refiner(2 * 512 + 128 + 15 * 15, 128, 7)},
                {8, refiner(2 * 512 + 64 + 7 * 7, 64, 3)},
@@ -202,13 +208,7 @@ MatcherConfig MatcherConfig::L2mSmall() {
   // 32² anchors: one per ~14 px at 448, about the coarse cell (16 px).
   c.transformer.cls_res = 32;
   auto refiner = [](int dim, int emb, int radius) {
-    ConvRefinerConfig r;
-    r.in_dim = dim;
-    r.hidden_dim = dim;
-    r.disp_emb_dim = emb;
-    r.local_corr_radius = radius;
-    r.hidden_blocks = 4;
-    return r;
+    return Refiner(dim, emb, radius, 4);
   };
   c.refiner = {{16, refiner(2 * 128 + 32 + 9 * 9, 32, 4)},
                {8, refiner(2 * 64 + 32 + 7 * 7, 32, 3)},

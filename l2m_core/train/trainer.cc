@@ -4,6 +4,7 @@
 #include "l2m_core/model/model_util.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "l2m_core/train/pair_prefetcher.h"
+#include "l2m_core/util/string.h"
 #include "l2m_core/weights/model_cache.h"
 #include "l2m_core/weights/safetensors.h"
 #include "l2m_core/weights/state_dict.h"
@@ -751,14 +752,8 @@ struct OptionSetter {
 };
 
 int64_t ParseInt(const std::string& name, const std::string& v) {
-  size_t used = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != v.size() || v.empty()) {
+  int64_t x = 0;
+  if (!ParseInt64(v, &x)) {
     throw std::invalid_argument("--Train." + name + ": '" + v +
                                 "' is not an integer");
   }
@@ -766,14 +761,8 @@ int64_t ParseInt(const std::string& name, const std::string& v) {
 }
 
 double ParseDouble(const std::string& name, const std::string& v) {
-  size_t used = 0;
   double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != v.size() || v.empty()) {
+  if (!l2m::ParseDouble(v, &x)) {
     throw std::invalid_argument("--Train." + name + ": '" + v +
                                 "' is not a number");
   }

@@ -43,4 +43,26 @@ std::string ToLower(std::string text) {
   return text;
 }
 
+bool ParseDouble(const std::string& text, double* value) {
+  if (text.empty()) return false;
+  size_t used = 0;
+  try {
+    *value = std::stod(text, &used);
+  } catch (...) {
+    return false;
+  }
+  return used == text.size();
+}
+
+bool ParseInt64(const std::string& text, int64_t* value) {
+  if (text.empty()) return false;
+  size_t used = 0;
+  try {
+    *value = std::stoll(text, &used);
+  } catch (...) {
+    return false;
+  }
+  return used == text.size();
+}
+
 }  // namespace l2m

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,5 +13,8 @@ std::string TrimString(const std::string& text);
 bool StartsWith(const std::string& text, const std::string& prefix);
 bool EndsWith(const std::string& text, const std::string& suffix);
 std::string ToLower(std::string text);
+// Whole-string number parsing (no trailing characters); false on failure.
+bool ParseDouble(const std::string& text, double* value);
+bool ParseInt64(const std::string& text, int64_t* value);
 
 }  // namespace l2m

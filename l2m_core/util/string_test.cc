@@ -21,5 +21,18 @@ TEST(String, TrimAndAffixes) {
   EXPECT_EQ(ToLower("A.JpG"), "a.jpg");
 }
 
+TEST(String, ParseNumbersWholeStringOnly) {
+  double d = 0;
+  EXPECT_TRUE(ParseDouble("3e-4", &d));
+  EXPECT_DOUBLE_EQ(d, 3e-4);
+  EXPECT_FALSE(ParseDouble("0.1x", &d));
+  EXPECT_FALSE(ParseDouble("", &d));
+  int64_t i = 0;
+  EXPECT_TRUE(ParseInt64("-12", &i));
+  EXPECT_EQ(i, -12);
+  EXPECT_FALSE(ParseInt64("12.5", &i));
+  EXPECT_FALSE(ParseInt64("four", &i));
+}
+
 }  // namespace
 }  // namespace l2m
