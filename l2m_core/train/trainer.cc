@@ -294,10 +294,18 @@ class Trainer::Impl {
       torch::Tensor objective = loss.total / options_.accumulation_steps;
       if (fp16) objective = objective * loss_scale_;
       objective.backward();
-      stats.loss += loss.total.item<double>() / options_.accumulation_steps;
-      for (const auto& [key, value] : loss.terms) {
+      // One device-to-host copy for the total and every term, not one
+      // synchronising item() each.
+      std::vector<torch::Tensor> values = {loss.total.detach()};
+      for (const auto& term : loss.terms) values.push_back(term.second);
+      const torch::Tensor host =
+          torch::stack(values).to(torch::kCPU, torch::kFloat64);
+      const double* v = host.data_ptr<double>();
+      stats.loss += v[0] / options_.accumulation_steps;
+      for (size_t k = 0; k < loss.terms.size(); ++k) {
+        const std::string& key = loss.terms[k].first;
         if (!term_sums.count(key)) term_order.push_back(key);
-        term_sums[key] += value.item<double>() / options_.accumulation_steps;
+        term_sums[key] += v[k + 1] / options_.accumulation_steps;
       }
     }
     for (const auto& key : term_order) {
@@ -391,16 +399,20 @@ class Trainer::Impl {
                  .item<double>();
       auto bins = (cert * 10).floor().clamp(0, 9).to(torch::kLong).flatten();
       auto cert_flat = cert.flatten(), label_flat = label.flatten();
-      auto count = torch::zeros({10}, cert.options())
-                       .index_add_(0, bins, torch::ones_like(cert_flat));
-      auto csum =
-          torch::zeros({10}, cert.options()).index_add_(0, bins, cert_flat);
-      auto lsum =
-          torch::zeros({10}, cert.options()).index_add_(0, bins, label_flat);
+      // Per bin: count, sum of certainty, sum of labels; one copy to host.
+      const torch::Tensor sums =
+          torch::zeros({10, 3}, cert.options())
+              .index_add_(
+                  0,
+                  bins,
+                  torch::stack(
+                      {torch::ones_like(cert_flat), cert_flat, label_flat}, 1))
+              .cpu();
+      auto acc = sums.accessor<double, 2>();
       for (int k = 0; k < 10; ++k) {
-        bin_count[k] += count[k].item<double>();
-        bin_cert[k] += csum[k].item<double>();
-        bin_label[k] += lsum[k].item<double>();
+        bin_count[k] += acc[k][0];
+        bin_cert[k] += acc[k][1];
+        bin_label[k] += acc[k][2];
       }
       r.pairs += static_cast<int64_t>(pairs.size());
     }

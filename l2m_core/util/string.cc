@@ -43,26 +43,33 @@ std::string ToLower(std::string text) {
   return text;
 }
 
-bool ParseDouble(const std::string& text, double* value) {
+namespace {
+
+// `parse` (std::stod / std::stoll) must consume the whole, non-empty text.
+template <typename T, typename Parse>
+bool ParseWhole(const std::string& text, T* value, Parse parse) {
   if (text.empty()) return false;
   size_t used = 0;
   try {
-    *value = std::stod(text, &used);
+    *value = parse(text, &used);
   } catch (...) {
     return false;
   }
   return used == text.size();
 }
 
+}  // namespace
+
+bool ParseDouble(const std::string& text, double* value) {
+  return ParseWhole(text, value, [](const std::string& t, size_t* used) {
+    return std::stod(t, used);
+  });
+}
+
 bool ParseInt64(const std::string& text, int64_t* value) {
-  if (text.empty()) return false;
-  size_t used = 0;
-  try {
-    *value = std::stoll(text, &used);
-  } catch (...) {
-    return false;
-  }
-  return used == text.size();
+  return ParseWhole(text, value, [](const std::string& t, size_t* used) {
+    return static_cast<int64_t>(std::stoll(t, used));
+  });
 }
 
 }  // namespace l2m
