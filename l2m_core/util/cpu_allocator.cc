@@ -2,8 +2,10 @@
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <torch/version.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <malloc.h>
 #include <mutex>
 #include <new>
@@ -17,9 +19,18 @@ constexpr size_t kSmallAlignment = 64;
 
 void FreeBlock(void* ptr) { std::free(ptr); }
 
+// LibTorch 2.3 made allocate() non-const and copy_data() pure virtual
+// (Debian ships 1.13; the GPU machine 2.x).
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define L2M_ALLOCATE_CONST
+#else
+#define L2M_ALLOCATE_CONST const
+#endif
+
 class HugePageCpuAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t num_bytes) const override {
+  c10::DataPtr allocate(size_t num_bytes) L2M_ALLOCATE_CONST override {
     void* data = nullptr;
     if (num_bytes > 0) {
       const bool huge = num_bytes >= kHugePageSize;
@@ -39,6 +50,13 @@ class HugePageCpuAllocator final : public c10::Allocator {
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &FreeBlock; }
+
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    std::memcpy(dest, src, count);
+  }
+#endif
 };
 
 bool g_installed = false;
