@@ -346,6 +346,10 @@ int RunBench(int argc, char** argv) {
   options.AddBool("stage_breakdown",
                   &bench.stage_breakdown,
                   "Per-stage times (one extra synchronised run).");
+  options.Add("profile_prefix",
+              &bench.profile_prefix,
+              "Kineto kernel trace per batch size to PREFIX_*.json "
+              "(scripts/bench/kernel_summary.py sums it by stage).");
   options.Add("output_path", &output_path, "Also write the JSON here.");
   if (!options.Parse(argc, argv)) return 0;
   if (!batches.empty()) {

@@ -5,7 +5,7 @@
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
 //                  [--cuda_graph] [--threads N] [--cpu_huge_pages 0|1]
-//                  [--output report.json]
+//                  [--profile PREFIX] [--output report.json]
 
 #include "l2m_core/bench/benchmark.h"
 #include "l2m_core/util/file.h"
@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
         options.weights = arg;
       } else if (key == "dino_weights") {
         options.dino_weights = arg;
+      } else if (key == "profile") {
+        options.profile_prefix = arg;
       } else if (key == "output") {
         output = arg;
       } else {

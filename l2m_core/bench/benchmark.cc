@@ -23,6 +23,11 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#if __has_include(<torch/csrc/autograd/profiler_kineto.h>)
+#include <torch/csrc/autograd/profiler_kineto.h>
+#define L2M_HAVE_KINETO 1
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +35,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -147,6 +153,30 @@ HostPair PreparePair(const std::vector<std::string>& images,
     p.b_up = b_up.get();
   }
   return p;
+}
+
+// Runs `fn` once under the Kineto profiler (CPU ops, CUDA kernels, the
+// ScopedStage user scopes) and saves the Chrome trace to `path`.
+template <typename Fn>
+void ProfileOnce(const std::string& path, bool cuda, Fn fn) {
+#ifdef L2M_HAVE_KINETO
+  namespace prof = torch::profiler::impl;
+  const prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+  std::set<prof::ActivityType> activities = {prof::ActivityType::CPU};
+  if (cuda) activities.insert(prof::ActivityType::CUDA);
+  torch::autograd::profiler::prepareProfiler(config, activities);
+  torch::autograd::profiler::enableProfiler(config, activities);
+  fn();
+  if (cuda) torch::cuda::synchronize();
+  auto result = torch::autograd::profiler::disableProfiler();
+  result->save(path);
+  std::fprintf(stderr, "profile written to %s\n", path.c_str());
+#else
+  (void)path;
+  (void)cuda;
+  (void)fn;
+  throw std::runtime_error("bench: this LibTorch has no Kineto profiler");
+#endif
 }
 
 }  // namespace
@@ -313,6 +343,12 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
                        graph_ms);
         }
 #endif
+        if (!options.profile_prefix.empty()) {
+          ProfileOnce(options.profile_prefix + "_" + preset + "_" + precision +
+                          "_b" + std::to_string(batch) + ".json",
+                      cuda,
+                      [&] { model->MatchBatched(a, b, a_up, b_up); });
+        }
         const Stats s = Summarise(ms);
         const double peak = PeakMemoryMiB(cuda);
         std::fprintf(stderr,

@@ -39,6 +39,11 @@ struct BenchmarkOptions {
   // (UseHugePageCpuAllocator; docs/PERFORMANCE.md has the measurement).
   // Once installed it stays for the rest of the process.
   bool cpu_huge_pages = true;
+  // Non-empty: one more model-only run per preset, precision and batch size
+  // under LibTorch's Kineto profiler, its Chrome trace written to
+  // PREFIX_<preset>_<precision>_b<batch>.json (GPU kernels with the stage
+  // scopes around them; scripts/bench/kernel_summary.py sums them).
+  std::string profile_prefix;
 
   void Check() const;
 };

@@ -1,6 +1,7 @@
 #include "l2m_core/model/model_util.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -46,6 +47,10 @@ StageProfiler* StageProfiler::Active() { return active_profiler; }
 ScopedStage::ScopedStage(const char* name) : ScopedStage(std::string(name)) {}
 
 ScopedStage::ScopedStage(const std::string& name) : profiler_(active_profiler) {
+  if (at::hasCallbacks()) {
+    record_ = std::make_unique<at::RecordFunction>(at::RecordScope::USER_SCOPE);
+    if (record_->isActive()) record_->before(name);
+  }
   if (profiler_ == nullptr) return;
   name_ = name;
   if (profiler_->synchronize_cuda_) torch::cuda::synchronize();
@@ -53,6 +58,7 @@ ScopedStage::ScopedStage(const std::string& name) : profiler_(active_profiler) {
 }
 
 ScopedStage::~ScopedStage() {
+  record_.reset();  // Ends the user scope.
   if (profiler_ == nullptr) return;
   if (profiler_->synchronize_cuda_) torch::cuda::synchronize();
   profiler_->ms_[name_] += NowMs() - start_ms_;
@@ -86,6 +92,16 @@ void ConvertConvWeightsToChannelsLast(torch::nn::Module& module) {
       p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
     }
   }
+}
+
+at::ScalarType CudaComputeDtype(at::ScalarType if_off) {
+  if (!CudaAutocastEnabled()) return if_off;
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
 }
 
 AutocastOff::AutocastOff() : was_enabled_(CudaAutocastEnabled()) {

@@ -4,7 +4,12 @@
 #include <c10/core/TensorOptions.h>
 
 #include <map>
+#include <memory>
 #include <string>
+
+namespace at {
+struct RecordFunction;
+}  // namespace at
 
 namespace torch {
 namespace nn {
@@ -42,7 +47,9 @@ inline void TracePut(ModelTrace* trace,
 // Wall time per model stage, for `l2m bench`'s breakdown. While a profiler
 // is active on this thread, each ScopedStage synchronises the device at its
 // ends (so stages add up to the total, at some cost to overlap); otherwise a
-// ScopedStage costs one thread-local read.
+// ScopedStage costs one thread-local read. While LibTorch's own (Kineto)
+// profiler records, each ScopedStage is also a named user scope there, so a
+// kernel trace attributes GPU time to stages without any synchronisation.
 class StageProfiler {
  public:
   explicit StageProfiler(bool synchronize_cuda);
@@ -73,6 +80,7 @@ class ScopedStage {
   StageProfiler* profiler_;
   std::string name_;
   double start_ms_ = 0;
+  std::unique_ptr<at::RecordFunction> record_;
 };
 
 // Folds an inference-mode BatchNorm that follows `conv` into the conv's
@@ -89,6 +97,10 @@ void ConvertConvWeightsToChannelsLast(torch::nn::Module& module);
 // Turns CUDA autocast on (fp16/bf16) or off for what follows, across
 // LibTorch versions (and clears its cache of low-precision weights).
 void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype);
+
+// The dtype CUDA ops run in here: autocast's low-precision dtype while CUDA
+// autocast is on, otherwise `if_off`.
+at::ScalarType CudaComputeDtype(at::ScalarType if_off);
 
 // Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
 // in fp32, as in the reference.

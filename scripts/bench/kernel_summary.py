@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Sums the GPU kernels of a Kineto Chrome trace (`l2m_bench --profile`).
+
+Each kernel is attributed to the innermost l2m stage scope (ScopedStage:
+"p1.dinov2", "p2.s4.refiner", ...) that was open on the CPU when it was
+launched (matched through the launch's correlation id), so the table says
+where the GPU time goes without synchronising the device at each stage.
+
+Usage: kernel_summary.py TRACE.json [--top N]
+"""
+
+import argparse
+import bisect
+import collections
+import gzip
+import json
+import sys
+
+
+def short(name, width=90):
+    name = name.replace("void ", "")
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trace")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--per_stage", type=int, default=1,
+                        help="kernels listed under each stage")
+    args = parser.parse_args()
+    try:
+        opener = gzip.open if args.trace.endswith(".gz") else open
+        with opener(args.trace, "rt") as f:
+            events = json.load(f)["traceEvents"]
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"{args.trace}: not a readable Chrome trace ({e})")
+
+    kernels, launches, scopes = [], {}, []
+    for e in events:
+        if e.get("ph") != "X":
+            continue
+        cat = e.get("cat", "")
+        if cat in ("kernel", "gpu_memcpy", "gpu_memset"):
+            kernels.append(e)
+        elif cat == "cuda_runtime" or cat == "cuda_driver":
+            corr = e.get("args", {}).get("correlation")
+            if corr is not None:
+                launches[corr] = e["ts"]
+        elif cat == "user_annotation":
+            scopes.append((e["ts"], e["ts"] + e["dur"], e["name"]))
+    if not kernels:
+        sys.exit(f"{args.trace}: no GPU kernels in the trace")
+
+    # Innermost scope open at time t: the latest-starting one that contains it.
+    scopes.sort()
+    starts = [s[0] for s in scopes]
+
+    def stage_at(t):
+        i = bisect.bisect_right(starts, t) - 1
+        while i >= 0:
+            s0, s1, name = scopes[i]
+            if s0 <= t <= s1:
+                return name
+            i -= 1
+        return "(outside any stage)"
+
+    by_stage = collections.defaultdict(float)
+    count_stage = collections.Counter()
+    by_kernel = collections.defaultdict(float)
+    count_kernel = collections.Counter()
+    stage_kernels = collections.defaultdict(lambda: collections.defaultdict(float))
+    for k in kernels:
+        corr = k.get("args", {}).get("correlation")
+        t = launches.get(corr)
+        stage = stage_at(t) if t is not None else "(no launch record)"
+        ms = k["dur"] / 1000.0
+        by_stage[stage] += ms
+        count_stage[stage] += 1
+        by_kernel[k["name"]] += ms
+        count_kernel[k["name"]] += 1
+        stage_kernels[stage][k["name"]] += ms
+
+    busy = sum(by_stage.values())
+    t0 = min(k["ts"] for k in kernels)
+    t1 = max(k["ts"] + k["dur"] for k in kernels)
+    print(f"{args.trace}: {len(kernels)} kernels, GPU busy {busy:.2f} ms "
+          f"over a {((t1 - t0) / 1000.0):.2f} ms span")
+    print("\nGPU time by stage (kernels launched inside it):")
+    for stage, ms in sorted(by_stage.items(), key=lambda x: -x[1]):
+        top = sorted(stage_kernels[stage].items(), key=lambda x: -x[1])
+        print(f"  {stage:32s} {ms:8.2f} ms {count_stage[stage]:6d} kernels")
+        for name, kms in top[: args.per_stage]:
+            print(f"      {kms:8.2f} ms  {short(name, 100)}")
+    print(f"\nTop {args.top} kernels:")
+    for name, ms in sorted(by_kernel.items(), key=lambda x: -x[1])[: args.top]:
+        print(f"  {ms:8.2f} ms {count_kernel[name]:5d}x  {short(name)}")
+
+
+if __name__ == "__main__":
+    main()
