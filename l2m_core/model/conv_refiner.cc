@@ -3,6 +3,10 @@
 #include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/model_util.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/bias_activation_cuda.h"
+#endif
+
 #include <torch/torch.h>
 
 namespace l2m {
@@ -69,6 +73,9 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
     torch::NoGradGuard no_grad;
     parts.push_back(LocalCorrelation(x, y, config_.local_corr_radius, flow));
   }
+  if (CanRunFused(x)) {
+    return CudaInference(parts, CudaComputeDtype(x.scalar_type()));
+  }
   auto d = torch::cat(parts, 1);
   // Follow the weights' layout: channels-last weights want NHWC activations.
   const auto& weight = block1_[0]->as<torch::nn::Conv2dImpl>()->weight;
@@ -95,6 +102,115 @@ torch::Tensor ConvRefinerImpl::RunBlock(torch::nn::Sequential& block,
   return block[3]->as<torch::nn::Conv2dImpl>()->forward(d);
 }
 
+bool ConvRefinerImpl::CanRunFused(const torch::Tensor& x) const {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  return x.is_cuda() && bn_folded_ && !is_training() &&
+         !torch::GradMode::is_enabled() && config_.hidden_dim == config_.in_dim;
+#else
+  (void)x;
+  return false;
+#endif
+}
+
+const ConvRefinerImpl::FusedWeights& ConvRefinerImpl::Fused(
+    at::ScalarType dtype, torch::Device device) {
+  if (fused_.channels > 0 && fused_.dtype == dtype &&
+      fused_.out_weight.device() == device) {
+    return fused_;
+  }
+  torch::NoGradGuard no_grad;
+  FusedWeights f;
+  f.dtype = dtype;
+  const int64_t C = config_.hidden_dim;
+  const int64_t P = (C + 7) / 8 * 8;
+  f.channels = P;
+  const auto on = torch::TensorOptions().device(device);
+  auto add = [&](torch::nn::Sequential& block) {
+    const auto& dw = *block[0]->as<torch::nn::Conv2dImpl>();
+    const auto& pw = *block[3]->as<torch::nn::Conv2dImpl>();
+    const int64_t K = dw.weight.size(2);
+    auto w = torch::zeros({P, 1, K, K}, on.dtype(torch::kFloat));
+    w.narrow(0, 0, C).copy_(dw.weight);
+    f.dw_weight.push_back(
+        w.to(dtype).contiguous(at::MemoryFormat::ChannelsLast));
+    auto b = torch::zeros({P}, on.dtype(torch::kFloat));
+    if (dw.bias.defined()) b.narrow(0, 0, C).copy_(dw.bias);
+    f.dw_bias.push_back(b);
+    auto m = torch::zeros({P, P}, on.dtype(torch::kFloat));
+    m.narrow(0, 0, C).narrow(1, 0, C).copy_(pw.weight.reshape({C, C}));
+    f.pw_weight.push_back(m.to(dtype));
+    auto mb = torch::zeros({P}, on.dtype(torch::kFloat));
+    if (pw.bias.defined()) mb.narrow(0, 0, C).copy_(pw.bias);
+    f.pw_bias.push_back(mb.to(dtype));
+  };
+  add(block1_);
+  for (const auto& block : *hidden_blocks_) {
+    torch::nn::Sequential s(
+        std::dynamic_pointer_cast<torch::nn::SequentialImpl>(block));
+    add(s);
+  }
+  const int64_t out_dim = config_.out_dim;
+  f.out_weight = torch::zeros({out_dim, P}, on.dtype(torch::kFloat));
+  f.out_weight.narrow(1, 0, C).copy_(out_conv_->weight.reshape({out_dim, C}));
+  f.out_bias = out_conv_->bias.defined()
+                   ? out_conv_->bias.to(device, torch::kFloat)
+                   : torch::zeros({out_dim}, on.dtype(torch::kFloat));
+  fused_ = std::move(f);
+  return fused_;
+}
+
+Refinement ConvRefinerImpl::CudaInference(
+    const std::vector<torch::Tensor>& parts, at::ScalarType dtype) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  const torch::Tensor& x = parts.front();
+  const FusedWeights& f = Fused(dtype, x.device());
+  const int64_t B = x.size(0), h = x.size(2), w = x.size(3);
+  const int64_t P = f.channels;
+  AutocastOff explicit_dtypes;
+  // cat + channels-last + padding in one pass over the activations.
+  auto d = torch::empty({B, h, w, P}, x.options().dtype(dtype));
+  int64_t offset = 0;
+  for (const auto& part : parts) {
+    const int64_t c = part.size(1);
+    d.narrow(3, offset, c).copy_(part.permute({0, 2, 3, 1}));
+    offset += c;
+  }
+  TORCH_CHECK(offset == config_.in_dim,
+              "ConvRefiner: inputs have ",
+              offset,
+              " channels, the weights ",
+              config_.in_dim);
+  if (offset < P) d.narrow(3, offset, P - offset).zero_();
+  const int64_t K = config_.kernel_size;
+  for (size_t i = 0; i < f.dw_weight.size(); ++i) {
+    // cuDNN's depthwise conv (no bias) on the channels-last view, then bias
+    // and ReLU in one pass (LibTorch would add the bias with a strided
+    // broadcast kernel and run the ReLU as a second pass).
+    auto y = torch::conv2d(
+        d.permute({0, 3, 1, 2}), f.dw_weight[i], {}, 1, K / 2, 1, P);
+    if (!y.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+      y = y.contiguous(at::MemoryFormat::ChannelsLast);
+    }
+    internal::BiasReluInplace(y, f.dw_bias[i]);
+    d = y.permute({0, 2, 3, 1});
+    d = torch::addmm(f.pw_bias[i], d.view({-1, P}), f.pw_weight[i].t())
+            .view({B, h, w, P});
+  }
+  // out_conv in fp32, as the reference.
+  const int64_t out_dim = config_.out_dim;
+  auto out =
+      torch::addmm(
+          f.out_bias, d.view({-1, P}).to(torch::kFloat), f.out_weight.t())
+          .view({B, h, w, out_dim})
+          .permute({0, 3, 1, 2});
+  return {out.slice(1, 0, out_dim - 1), out.slice(1, out_dim - 1)};
+#else
+  (void)parts;
+  (void)dtype;
+  throw std::logic_error("ConvRefiner: built without CUDA kernels");
+#endif
+}
+
 void ConvRefinerImpl::FoldBatchNorm() {
   if (bn_folded_) return;
   auto fold = [](torch::nn::Sequential& block) {
@@ -108,6 +224,7 @@ void ConvRefinerImpl::FoldBatchNorm() {
     fold(s);
   }
   bn_folded_ = true;
+  fused_ = FusedWeights();
 }
 
 }  // namespace l2m

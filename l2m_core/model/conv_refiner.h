@@ -8,6 +8,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include <vector>
+
 // RoMa's ConvRefiner for one scale: input cat(f_A, f_B(warp),
 // disp_emb(displacement), local_corr), then `block1` and `hidden_blocks`
 // ([depthwise k×k conv, BN, ReLU, 1×1 conv] each) and `out_conv` (fp32) → 2
@@ -35,15 +37,39 @@ class ConvRefinerImpl : public torch::nn::Module {
                      double scale_factor);
 
   // Inference only, after loading: folds each block's BatchNorm into its
-  // depthwise conv and skips it from then on.
+  // depthwise conv and skips it from then on. On CUDA this also enables the
+  // fused path (see CudaInference).
   void FoldBatchNorm();
 
  private:
+  // The blocks' weights as the fused CUDA path wants them, in one dtype:
+  // channels zero-padded to a multiple of 8 (cuBLAS/cuDNN otherwise pad
+  // every call and fall back to slow kernels for RoMa's 1377/1137/569
+  // channels; zero channels stay zero through depthwise, ReLU and 1×1, so
+  // the result is unchanged): depthwise weights (C, 1, K, K) channels-last
+  // and 1×1 weights (C, C) in the compute dtype, biases of the depthwise
+  // convs (BN folded in) in float32.
+  struct FusedWeights {
+    at::ScalarType dtype = at::kFloat;
+    int64_t channels = 0;  // padded
+    std::vector<torch::Tensor> dw_weight, dw_bias, pw_weight, pw_bias;
+    torch::Tensor out_weight, out_bias;  // float32, (out_dim, channels)
+  };
+
   torch::Tensor RunBlock(torch::nn::Sequential& block,
                          const torch::Tensor& x) const;
+  bool CanRunFused(const torch::Tensor& x) const;
+  const FusedWeights& Fused(at::ScalarType dtype, torch::Device device);
+  // The blocks and out_conv on CUDA for inference: parts copied once into a
+  // padded channels-last buffer, then per block cuDNN's depthwise conv, one
+  // bias+ReLU pass and the 1×1 conv as one GEMM with its bias (cuBLASLt
+  // epilogue).
+  Refinement CudaInference(const std::vector<torch::Tensor>& parts,
+                           at::ScalarType dtype);
 
   ConvRefinerConfig config_;
   bool bn_folded_ = false;
+  FusedWeights fused_;
   torch::nn::Sequential block1_{nullptr};
   torch::nn::ModuleList hidden_blocks_{nullptr};  // of Sequential blocks
   torch::nn::Conv2d out_conv_{nullptr};

@@ -2,6 +2,7 @@
 
 #include "l2m_core/model/conv_refiner.h"
 #include "l2m_core/model/gp.h"
+#include "l2m_core/model/model_util.h"
 
 #include <torch/torch.h>
 
@@ -49,6 +50,14 @@ void DecoderImpl::FoldBatchNorm() {
   for (const auto& item : conv_refiner_->items()) {
     item.second->as<ConvRefinerImpl>()->FoldBatchNorm();
   }
+  if (!proj_bn_folded_) {
+    for (const auto& item : proj_->items()) {
+      auto& proj = *item.second->as<torch::nn::SequentialImpl>();
+      FoldBatchNormIntoConv(*proj[0]->as<torch::nn::Conv2dImpl>(),
+                            *proj[1]->as<torch::nn::BatchNorm2dImpl>());
+    }
+    proj_bn_folded_ = true;
+  }
 }
 
 Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
@@ -92,8 +101,14 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
     torch::Tensor fq, fs;
     {
       ScopedStage timed(stage + "proj");
-      fq = proj.forward(f_q.at(s));
-      fs = proj.forward(f_s.at(s));
+      if (proj_bn_folded_) {
+        auto& conv = *proj[0]->as<torch::nn::Conv2dImpl>();
+        fq = conv.forward(f_q.at(s));
+        fs = conv.forward(f_s.at(s));
+      } else {
+        fq = proj.forward(f_q.at(s));
+        fs = proj.forward(f_s.at(s));
+      }
     }
     TracePut(trace, name + "proj_q", fq);
 

@@ -47,11 +47,13 @@ class DecoderImpl : public torch::nn::Module {
                           double scale_factor,
                           ModelTrace* trace = nullptr);
 
-  // Inference only, after loading: folds the refiners' BatchNorms.
+  // Inference only, after loading: folds the BatchNorms of the refiners and
+  // of the projections into the convs before them.
   void FoldBatchNorm();
 
  private:
   MatcherConfig config_;
+  bool proj_bn_folded_ = false;
   TransformerDecoder embedding_decoder_{nullptr};
   torch::nn::ModuleDict gps_{nullptr};
   torch::nn::ModuleDict proj_{nullptr};

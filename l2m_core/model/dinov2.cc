@@ -87,7 +87,25 @@ torch::Tensor DinoVisionTransformerImpl::forward(const torch::Tensor& x_in) {
   const int64_t h = H / p, w = W / p;
   auto x = patch_embed_(x_in.to(pos_embed_.scalar_type()));
   x = torch::cat({cls_token_.expand({B, -1, -1}).to(x.scalar_type()), x}, 1);
-  x = x + InterpolatePosEncoding(h, w, H, W).to(x.scalar_type());
+  torch::Tensor pos;
+  if (!torch::GradMode::is_enabled() && !is_training()) {
+    const std::vector<int64_t> key = {
+        h,
+        w,
+        H,
+        W,
+        static_cast<int64_t>(x.scalar_type()),
+        reinterpret_cast<int64_t>(pos_embed_.data_ptr()),
+        static_cast<int64_t>(pos_embed_._version())};
+    if (pos_cache_.key != key) {
+      pos_cache_.value = InterpolatePosEncoding(h, w, H, W).to(x.scalar_type());
+      pos_cache_.key = key;
+    }
+    pos = pos_cache_.value;
+  } else {
+    pos = InterpolatePosEncoding(h, w, H, W).to(x.scalar_type());
+  }
+  x = x + pos;
   for (const auto& block : *blocks_) x = block->as<VitBlock>()->forward(x);
   x = norm_(x);
   return x.slice(1, 1).permute({0, 2, 1}).reshape({B, config_.embed_dim, h, w});

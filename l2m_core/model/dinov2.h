@@ -8,6 +8,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <vector>
+
 // DINOv2 ViT (romatch/models/transformer/dinov2.py), the coarse encoder. Module
 // and parameter names give the DINOv2 state-dict keys: cls_token, pos_embed,
 // mask_token, patch_embed.proj.*,
@@ -45,7 +47,16 @@ class DinoVisionTransformerImpl : public torch::nn::Module {
                                        int64_t H,
                                        int64_t W) const;
 
+  // The resized pos_embed of the last inference call (the bicubic resize of
+  // a 37² × 1024 grid took 8.4 ms on an H100, 40 % of the ViT), valid while
+  // pos_embed is the same tensor at the same version.
+  struct PosCache {
+    std::vector<int64_t> key;
+    torch::Tensor value;
+  };
+
   DinoConfig config_;
+  PosCache pos_cache_;
   torch::Tensor cls_token_;
   torch::Tensor pos_embed_;
   torch::Tensor

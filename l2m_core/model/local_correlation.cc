@@ -84,6 +84,18 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
   const int64_t B = feature0.size(0), C = feature0.size(1);
   const int64_t h = feature0.size(2), w = feature0.size(3);
   const int64_t n = 2 * radius + 1;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  if (feature0.is_cuda() && feature0.sizes() == feature1.sizes() &&
+      feature0.size(1) <= 1024 && radius <= 7) {
+    // One kernel over whole-pixel windows, no sampled windows in memory, in
+    // the features' dtype (fp32 accumulation).
+    return internal::LocalCorrelationKernel(
+        feature0,
+        feature1.to(feature0.scalar_type()),
+        flow.permute({0, 2, 3, 1}).to(torch::kFloat),
+        radius);
+  }
+#endif
   // Offsets in float32 like the reference (linspace on the feature device).
   const auto opts = flow.options();
   auto lin_y = torch::linspace(-2.0 * radius / h, 2.0 * radius / h, n, opts);
@@ -97,17 +109,6 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
   // Offsets in reference order (row-major over (dy, dx)) as (n², 2) = (x, y).
   auto grid = torch::meshgrid({lin_y, lin_x}, "ij");
   auto offsets = torch::stack({grid[1], grid[0]}, -1).reshape({n * n, 2});
-#ifdef L2M_HAVE_CUDA_KERNELS
-  if (feature0.is_cuda()) {
-    // One kernel, no sampled windows in memory (float32 inside).
-    return internal::LocalCorrelationKernel(
-               f0.to(torch::kFloat).contiguous(),
-               feature1.to(torch::kFloat).contiguous(),
-               coords.to(torch::kFloat).contiguous(),
-               offsets.to(torch::kFloat).contiguous())
-        .to(feature0.scalar_type());
-  }
-#endif
   if (!feature0.is_cuda() && feature0.sizes() == feature1.sizes() &&
       f0.scalar_type() == at::kFloat && feature1.scalar_type() == at::kFloat &&
       coords.scalar_type() == at::kFloat) {

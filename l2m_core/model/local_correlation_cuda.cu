@@ -1,65 +1,95 @@
 #include "l2m_core/model/local_correlation_cuda.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+
+#include <cmath>
 
 namespace l2m {
 namespace internal {
 namespace {
 
-// One thread per (b, k, i, j); consecutive threads walk j, so the reads of
-// f0 and of f1 around the warp target are coalesced. grid_sample's
-// bilinear, zero-padded, align_corners=False sampling, in float32.
-__global__ void LocalCorrelationForward(const float* __restrict__ f0,
-                                        const float* __restrict__ f1,
-                                        const float* __restrict__ coords,
-                                        const float* __restrict__ offsets,
-                                        float* __restrict__ out,
-                                        int B,
-                                        int C,
-                                        int K,
-                                        int h,
-                                        int w,
-                                        int H,
-                                        int W) {
-  const long long index =
-      static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const long long total = static_cast<long long>(B) * K * h * w;
-  if (index >= total) return;
-  const int j = static_cast<int>(index % w);
-  const int i = static_cast<int>((index / w) % h);
-  const int k = static_cast<int>((index / (static_cast<long long>(w) * h)) % K);
-  const int b = static_cast<int>(index / (static_cast<long long>(w) * h * K));
-  const long long pixel = (static_cast<long long>(b) * h + i) * w + j;
-  const float gx = coords[2 * pixel] + offsets[2 * k];
-  const float gy = coords[2 * pixel + 1] + offsets[2 * k + 1];
-  // grid_sampler_compute_source_index (align_corners=False).
-  const float ix = ((gx + 1.f) * W - 1.f) / 2.f;
-  const float iy = ((gy + 1.f) * H - 1.f) / 2.f;
-  const int x0 = static_cast<int>(floorf(ix)),
-            y0 = static_cast<int>(floorf(iy));
-  const int x1 = x0 + 1, y1 = y0 + 1;
-  const float w_nw = (x1 - ix) * (y1 - iy), w_ne = (ix - x0) * (y1 - iy);
-  const float w_sw = (x1 - ix) * (iy - y0), w_se = (ix - x0) * (iy - y0);
-  const bool in_x0 = x0 >= 0 && x0 < W, in_x1 = x1 >= 0 && x1 < W;
-  const bool in_y0 = y0 >= 0 && y0 < H, in_y1 = y1 >= 0 && y1 < H;
-  const long long plane = static_cast<long long>(H) * W;
-  const float* f1b = f1 + static_cast<long long>(b) * C * plane;
-  const float* f0p = f0 + static_cast<long long>(b) * C * h * w +
-                     static_cast<long long>(i) * w + j;
-  const long long o_nw = static_cast<long long>(y0) * W + x0;
-  float acc = 0.f;
-  for (int c = 0; c < C; ++c) {
-    const float* p = f1b + c * plane;
-    float v = 0.f;
-    if (in_y0 && in_x0) v += w_nw * p[o_nw];
-    if (in_y0 && in_x1) v += w_ne * p[o_nw + 1];
-    if (in_y1 && in_x0) v += w_sw * p[o_nw + W];
-    if (in_y1 && in_x1) v += w_se * p[o_nw + W + 1];
-    acc += f0p[static_cast<long long>(c) * h * w] * v;
+constexpr int kWarpsPerBlock = 8;
+constexpr int kMaxChannels = 1024;
+constexpr int kMaxWindow = 16;  // (2r + 2) for r <= 7
+
+template <typename T>
+__device__ __forceinline__ float ToFloat(T v) {
+  return static_cast<float>(v);
+}
+
+// One warp per query pixel. The window's offsets are whole pixels (steps of
+// 2/h, 2/w in normalised coordinates), so every offset of a query shares its
+// bilinear weights: the warp takes the dot products of the query vector with
+// the (2r+2)² integer neighbours of the warp target once, then blends four of
+// them per offset. Features are channels-last (B, h, w, C) so each dot reads
+// one contiguous row; accumulation in fp32. grid_sample's bilinear,
+// zero-padded, align_corners=False sampling up to rounding.
+template <typename T>
+__global__ void LocalCorrelationWindow(const T* __restrict__ f0,
+                                       const T* __restrict__ f1,
+                                       const float* __restrict__ coords,
+                                       T* __restrict__ out,
+                                       int B,
+                                       int C,
+                                       int h,
+                                       int w,
+                                       int radius,
+                                       float scale) {
+  __shared__ float query[kWarpsPerBlock][kMaxChannels];
+  __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const long long pixel =
+      static_cast<long long>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (pixel >= static_cast<long long>(B) * h * w) return;
+  const int b = static_cast<int>(pixel / (static_cast<long long>(h) * w));
+  const int n = 2 * radius + 1, m = n + 1;
+  T* o = out + pixel * n * n;
+
+  const float ix = ((coords[2 * pixel] + 1.f) * w - 1.f) / 2.f;
+  const float iy = ((coords[2 * pixel + 1] + 1.f) * h - 1.f) / 2.f;
+  if (!isfinite(ix) || !isfinite(iy) || fabsf(ix) > 1e6f || fabsf(iy) > 1e6f) {
+    for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
+    return;  // far outside: every tap is zero padding
   }
-  out[index] = acc;
+  const float fx = floorf(ix), fy = floorf(iy);
+  const float tx = ix - fx, ty = iy - fy;
+  const int x0 = static_cast<int>(fx) - radius;
+  const int y0 = static_cast<int>(fy) - radius;
+
+  const T* q = f0 + pixel * C;
+  for (int c = lane; c < C; c += 32) query[warp][c] = ToFloat(q[c]) * scale;
+  __syncwarp();
+  for (int p = lane; p < m * m; p += 32) {
+    const int y = y0 + p / m, x = x0 + p % m;
+    float dot = 0.f;
+    if (y >= 0 && y < h && x >= 0 && x < w) {
+      const T* t = f1 + ((static_cast<long long>(b) * h + y) * w + x) * C;
+      // 16-byte loads (rows are 16-byte aligned when C is a multiple of V).
+      constexpr int V = 16 / sizeof(T);
+      int c = 0;
+      if (C % V == 0) {
+        for (; c < C; c += V) {
+          const uint4 raw = *reinterpret_cast<const uint4*>(t + c);
+          const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+          for (int v = 0; v < V; ++v) dot += query[warp][c + v] * ToFloat(e[v]);
+        }
+      }
+      for (; c < C; ++c) dot += query[warp][c] * ToFloat(t[c]);
+    }
+    dots[warp][p] = dot;
+  }
+  __syncwarp();
+  for (int k = lane; k < n * n; k += 32) {
+    const int r = k / n, c = k % n;
+    const float* d = &dots[warp][r * m + c];
+    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
+                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
+    o[k] = static_cast<T>(v);
+  }
 }
 
 }  // namespace
@@ -69,48 +99,58 @@ bool HaveLocalCorrelationKernel() { return true; }
 at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
                                   const at::Tensor& f1,
                                   const at::Tensor& coords,
-                                  const at::Tensor& offsets) {
+                                  int radius) {
+  TORCH_CHECK(f0.is_cuda() && f1.is_cuda() && coords.is_cuda(),
+              "LocalCorrelationKernel: CUDA tensors expected");
   TORCH_CHECK(
-      f0.is_cuda() && f1.is_cuda() && coords.is_cuda() && offsets.is_cuda(),
-      "LocalCorrelationKernel: CUDA tensors expected");
-  TORCH_CHECK(f0.scalar_type() == at::kFloat &&
-                  f1.scalar_type() == at::kFloat &&
-                  coords.scalar_type() == at::kFloat &&
-                  offsets.scalar_type() == at::kFloat,
-              "LocalCorrelationKernel: float32 expected");
+      f0.dim() == 4 && f0.sizes() == f1.sizes(),
+      "LocalCorrelationKernel: f0, f1 must be (B, C, h, w) of one size");
+  TORCH_CHECK(f0.scalar_type() == f1.scalar_type(),
+              "LocalCorrelationKernel: f0 and f1 must share a dtype");
+  TORCH_CHECK(coords.scalar_type() == at::kFloat,
+              "LocalCorrelationKernel: float32 coordinates expected");
+  const int B = static_cast<int>(f0.size(0)), C = static_cast<int>(f0.size(1));
+  const int h = static_cast<int>(f0.size(2)), w = static_cast<int>(f0.size(3));
+  TORCH_CHECK(C <= kMaxChannels && 2 * radius + 2 <= kMaxWindow && radius >= 0,
+              "LocalCorrelationKernel: at most ",
+              kMaxChannels,
+              " channels and radius 7");
   const c10::cuda::CUDAGuard guard(f0.device());
-  const at::Tensor a = f0.contiguous(), s = f1.contiguous(),
-                   g = coords.contiguous(), o = offsets.contiguous();
-  const int B = static_cast<int>(a.size(0)), C = static_cast<int>(a.size(1));
-  const int h = static_cast<int>(a.size(2)), w = static_cast<int>(a.size(3));
-  const int H = static_cast<int>(s.size(2)), W = static_cast<int>(s.size(3));
-  const int K = static_cast<int>(o.size(0));
-  at::Tensor out = at::empty({B, K, h, w}, a.options());
-  const long long total = static_cast<long long>(B) * K * h * w;
-  if (total == 0) return out;
-  constexpr int kThreads = 256;
-  const long long blocks = (total + kThreads - 1) / kThreads;
-  LocalCorrelationForward<<<static_cast<unsigned>(blocks),
-                            kThreads,
-                            0,
-                            c10::cuda::getCurrentCUDAStream()>>>(
-      a.data_ptr<float>(),
-      s.data_ptr<float>(),
-      g.data_ptr<float>(),
-      o.data_ptr<float>(),
-      out.data_ptr<float>(),
-      B,
-      C,
-      K,
-      h,
-      w,
-      H,
-      W);
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(error == cudaSuccess,
-              "LocalCorrelationKernel: ",
-              cudaGetErrorString(error));
-  return out;
+  // Channels-last rows: a no-op for channels-last inputs.
+  const at::Tensor a = f0.permute({0, 2, 3, 1}).contiguous();
+  const at::Tensor s = f1.permute({0, 2, 3, 1}).contiguous();
+  const at::Tensor g = coords.contiguous();  // (B, h, w, 2)
+  const int n = 2 * radius + 1;
+  // Written (B, h, w, n²): returned as a channels-last (B, n², h, w) view.
+  at::Tensor out = at::empty({B, h, w, n * n}, a.options());
+  const long long pixels = static_cast<long long>(B) * h * w;
+  if (pixels > 0) {
+    const unsigned blocks =
+        static_cast<unsigned>((pixels + kWarpsPerBlock - 1) / kWarpsPerBlock);
+    const float scale = 1.f / std::sqrt(static_cast<float>(C));
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, a.scalar_type(), "LocalCorrelation", [&] {
+          LocalCorrelationWindow<scalar_t>
+              <<<blocks,
+                 kWarpsPerBlock * 32,
+                 0,
+                 c10::cuda::getCurrentCUDAStream()>>>(a.data_ptr<scalar_t>(),
+                                                      s.data_ptr<scalar_t>(),
+                                                      g.data_ptr<float>(),
+                                                      out.data_ptr<scalar_t>(),
+                                                      B,
+                                                      C,
+                                                      h,
+                                                      w,
+                                                      radius,
+                                                      scale);
+        });
+    const cudaError_t error = cudaGetLastError();
+    TORCH_CHECK(error == cudaSuccess,
+                "LocalCorrelationKernel: ",
+                cudaGetErrorString(error));
+  }
+  return out.permute({0, 3, 1, 2});
 }
 
 }  // namespace internal

@@ -9,15 +9,16 @@ namespace internal {
 bool HaveLocalCorrelationKernel();
 
 // The local correlation in one CUDA kernel, without materialising the
-// sampled windows: out[b, k, i, j] = Σ_c f0[b,c,i,j] · bilinear(f1[b,c],
-// coords[b,i,j] + offsets[k]) with grid_sample's zero padding and
-// align_corners=False indexing. f0 (B,C,h,w) and f1 (B,C,h',w') float32
-// contiguous, coords (B,h,w,2) and offsets (K,2) float32 normalised; returns
-// (B,K,h,w) float32.
+// sampled windows: out[b, k, i, j] = Σ_c f0[b,c,i,j]/√C · bilinear(f1[b,c],
+// coords[b,i,j] + offset_k) over the (2r+1)² whole-pixel offsets of RoMa's
+// window (row-major over (dy, dx)), with grid_sample's zero padding and
+// align_corners=False indexing. f0 and f1 (B,C,h,w) of one size and dtype
+// (float32, fp16 or bf16; channels-last avoids a copy), coords (B,h,w,2)
+// float32 normalised; returns (B,(2r+1)²,h,w) in f0's dtype, channels-last.
 at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
                                   const at::Tensor& f1,
                                   const at::Tensor& coords,
-                                  const at::Tensor& offsets);
+                                  int radius);
 
 }  // namespace internal
 }  // namespace l2m

@@ -8,6 +8,9 @@
 // the goal is 1e-3 of each tensor's max; it skips without a CUDA device.
 
 #include "l2m_core/model/gp.h"
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/bias_activation_cuda.h"
+#endif
 #include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "tests/tensor_fixture.h"
@@ -326,26 +329,75 @@ TEST(LocalCorrelationCpu, MatchesGridSamplePerOffset) {
 }
 
 #ifdef L2M_PARITY_ON_CUDA
-// The CUDA kernel against the grid_sample formulation on the CPU, with warp
-// targets partly outside the support image (zero padding).
+// The CUDA kernel (whole-pixel window, channels-last rows) against the
+// grid_sample formulation on the CPU, with warp targets partly outside the
+// support image (zero padding) and a NaN; channel counts on and off the
+// kernel's 16-byte path; fp16 inputs reported and bounded by their rounding.
 TEST(LocalCorrelationCuda, MatchesGridSampleIncludingBorders) {
   L2M_REQUIRE_DEVICE();
   torch::manual_seed(0);
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  const torch::Tensor f0 = torch::randn({2, 16, 12, 20}, cuda);
-  const torch::Tensor f1 = torch::randn({2, 16, 15, 18}, cuda);
-  const torch::Tensor flow = torch::rand({2, 2, 12, 20}, cuda) * 2.4 - 1.2;
-  for (int radius : {1, 3}) {
-    const torch::Tensor got = LocalCorrelation(f0, f1, radius, flow);
-    const torch::Tensor ref =
-        LocalCorrelation(f0.cpu(), f1.cpu(), radius, flow.cpu());
-    ASSERT_EQ(got.sizes(), ref.sizes());
-    const double err = (got.cpu() - ref).abs().max().item<double>();
-    std::printf(
-        "[local corr r=%d] kernel vs grid_sample max|err| %.3e\n", radius, err);
-    EXPECT_LT(err, 1e-4);
+  for (int64_t channels : {16, 36}) {
+    const torch::Tensor f0 = torch::randn({2, channels, 12, 20}, cuda);
+    const torch::Tensor f1 = torch::randn({2, channels, 12, 20}, cuda);
+    torch::Tensor flow = torch::rand({2, 2, 12, 20}, cuda) * 2.4 - 1.2;
+    flow[1][0][3][4] = std::numeric_limits<float>::quiet_NaN();
+    for (int radius : {1, 3, 7}) {
+      const torch::Tensor ref =
+          LocalCorrelation(f0.cpu(), f1.cpu(), radius, flow.cpu());
+      const torch::Tensor valid = ref.isfinite();
+      const torch::Tensor got = LocalCorrelation(f0, f1, radius, flow);
+      ASSERT_EQ(got.sizes(), ref.sizes());
+      const double err =
+          (got.cpu() - ref).abs().masked_select(valid).max().item<double>();
+      const torch::Tensor got16 = LocalCorrelation(
+          f0.to(torch::kHalf), f1.to(torch::kHalf), radius, flow);
+      const double err16 = (got16.cpu().to(torch::kFloat) - ref)
+                               .abs()
+                               .masked_select(valid)
+                               .max()
+                               .item<double>();
+      std::printf(
+          "[local corr C=%lld r=%d] kernel vs grid_sample max|err| fp32 %.3e, "
+          "fp16 %.3e (max |ref| %.2f)\n",
+          static_cast<long long>(channels),
+          radius,
+          err,
+          err16,
+          ref.abs().masked_select(valid).max().item<double>());
+      EXPECT_LT(err, 1e-4);
+      EXPECT_LT(err16, 2e-2);
+    }
   }
 }
+
+#ifdef L2M_HAVE_CUDA_KERNELS
+// The conv epilogue kernel (VGG and the refiners on CUDA) against
+// relu(x + bias), in float32 exactly and in fp16 to one rounding.
+TEST(BiasReluCuda, MatchesReluOfSum) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kFloat, torch::kHalf}) {
+    torch::Tensor x = torch::randn({2, 24, 7, 5}, cuda)
+                          .to(dtype)
+                          .contiguous(at::MemoryFormat::ChannelsLast);
+    const torch::Tensor bias = torch::randn({24}, cuda);
+    const torch::Tensor ref =
+        torch::relu(x.to(torch::kFloat) + bias.view({1, -1, 1, 1}));
+    ASSERT_TRUE(internal::BiasReluInplaceSupported(x));
+    internal::BiasReluInplace(x, bias);
+    const double err = (x.to(torch::kFloat) - ref).abs().max().item<double>();
+    EXPECT_LE(err, dtype == torch::kFloat ? 0.0 : 4e-3) << dtype;
+  }
+  // Rows that do not fill 16-byte vectors are refused, not miscomputed.
+  torch::Tensor odd = torch::randn({1, 3, 4, 4}, cuda)
+                          .contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(internal::BiasReluInplaceSupported(odd));
+  EXPECT_THROW(internal::BiasReluInplace(odd, torch::zeros({3}, cuda)),
+               c10::Error);
+}
+#endif  // L2M_HAVE_CUDA_KERNELS
 #endif
 
 }  // namespace

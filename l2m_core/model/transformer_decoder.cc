@@ -47,14 +47,17 @@ torch::Tensor ClsToFlowRefine(const torch::Tensor& cls_logits) {
   auto lin = torch::linspace(-1 + 1.0 / res, 1 - 1.0 / res, res, opts);
   auto g = torch::meshgrid({lin, lin}, "ij");
   auto G = torch::stack({g[1], g[0]}, -1).reshape({C, 2});  // anchor k → (x, y)
-  auto prob = cls_logits.softmax(1);
-  auto mode = std::get<1>(prob.max(1));  // (B, H, W)
-  auto index =
-      torch::stack({mode - 1, mode, mode + 1, mode - res, mode + res}, 1)
-          .clamp(0, C - 1);
-  auto neighbours =
-      torch::gather(prob, 1, index).unsqueeze(-1);  // (B, 5, H, W, 1)
-  auto anchors = G.index({index});                  // (B, 5, H, W, 2)
+  // RoMa normalises softmax(cls) over the five anchors around the mode; the
+  // softmax's denominator cancels in that ratio, so exp(logit - max logit)
+  // of the five gives the same flow without a softmax over all anchors (a
+  // channel-wise softmax over 4096 anchors took 4.6 ms on an H100).
+  auto [max_logit, mode] = cls_logits.max(1, /*keepdim=*/true);  // (B,1,H,W)
+  auto index = torch::cat({mode - 1, mode, mode + 1, mode - res, mode + res}, 1)
+                   .clamp(0, C - 1);  // (B, 5, H, W)
+  auto neighbours = (torch::gather(cls_logits, 1, index) - max_logit)
+                        .exp()
+                        .unsqueeze(-1);  // (B, 5, H, W, 1)
+  auto anchors = G.index({index});       // (B, 5, H, W, 2)
   // Sum in the reference's order (n0·G0 + n1·G1 + ...).
   auto flow = neighbours.select(1, 0) * anchors.select(1, 0);
   for (int k = 1; k < 5; ++k)

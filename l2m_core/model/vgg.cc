@@ -2,6 +2,10 @@
 
 #include "l2m_core/model/model_util.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/bias_activation_cuda.h"
+#endif
+
 #include <torch/torch.h>
 
 namespace l2m {
@@ -47,6 +51,25 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
       if (i + 1 == n) break;
     }
     if (auto* conv = layers_[i]->as<torch::nn::Conv2dImpl>()) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+      // Inference on CUDA with the BN folded: conv without bias, then bias
+      // and the ReLU two layers on in one pass (saves two passes over the
+      // activations per layer).
+      if (bn_folded_ && x.is_cuda() && !is_training() &&
+          !torch::GradMode::is_enabled() && i + 2 < n &&
+          layers_[i + 2]->as<torch::nn::ReLUImpl>() != nullptr &&
+          conv->bias.defined()) {
+        torch::Tensor y = torch::conv2d(x, conv->weight, {}, 1, 1);
+        if (internal::BiasReluInplaceSupported(y)) {
+          internal::BiasReluInplace(y, conv->bias.to(torch::kFloat));
+          x = y;
+          i += 2;  // BN (folded) and ReLU done
+          continue;
+        }
+        x = y + conv->bias.view({1, -1, 1, 1}).to(y.scalar_type());
+        continue;
+      }
+#endif
       x = conv->forward(x);
     } else if (auto* bn = layers_[i]->as<torch::nn::BatchNorm2dImpl>()) {
       if (!bn_folded_) x = bn->forward(x);

@@ -1,5 +1,7 @@
 #include "l2m_core/model/vit_block.h"
 
+#include "l2m_core/model/model_util.h"
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -58,7 +60,7 @@ LayerScaleImpl::LayerScaleImpl(int dim, double init_values) {
   gamma_ = register_parameter("gamma", torch::full({dim}, init_values));
 }
 
-VitBlockImpl::VitBlockImpl(const VitBlockOptions& o) {
+VitBlockImpl::VitBlockImpl(const VitBlockOptions& o) : options_(o) {
   auto ln = [&] {
     return torch::nn::LayerNorm(
         torch::nn::LayerNormOptions({o.dim}).eps(o.layernorm_eps));
@@ -76,10 +78,64 @@ VitBlockImpl::VitBlockImpl(const VitBlockOptions& o) {
 }
 
 torch::Tensor VitBlockImpl::forward(const torch::Tensor& x_in) {
+  if (x_in.is_cuda() && !is_training() && !torch::GradMode::is_enabled()) {
+    const at::ScalarType dtype = CudaComputeDtype(x_in.scalar_type());
+    if (dtype == at::kHalf || dtype == at::kBFloat16) {
+      return ForwardLowPrecision(x_in, dtype);
+    }
+  }
   auto a = attn_(norm1_(x_in));
   auto x = x_in + (ls1_ ? ls1_(a) : a);
   auto m = mlp_(norm2_(x));
   return x + (ls2_ ? ls2_(m) : m);
+}
+
+torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
+                                                at::ScalarType dtype) {
+  const auto params = named_parameters(/*recurse=*/true);
+  std::vector<int64_t> key = {static_cast<int64_t>(dtype)};
+  for (const auto& p : params) {
+    key.push_back(reinterpret_cast<int64_t>(p.value().data_ptr()));
+    key.push_back(static_cast<int64_t>(p.value()._version()));
+  }
+  if (low_.key != key) {
+    low_.tensors.clear();
+    for (const auto& p : params) low_.tensors[p.key()] = p.value().to(dtype);
+    low_.key = key;
+  }
+  auto get = [&](const std::string& name) {
+    auto it = low_.tensors.find(name);
+    return it == low_.tensors.end() ? torch::Tensor() : it->second;
+  };
+  AutocastOff explicit_dtype;
+  const int64_t B = x_in.size(0), N = x_in.size(1), C = x_in.size(2);
+  const int64_t heads = options_.num_heads;
+  const std::vector<int64_t> shape = {C};
+  auto x = x_in.to(dtype);
+  auto h = at::layer_norm(
+      x, shape, get("norm1.weight"), get("norm1.bias"), options_.layernorm_eps);
+  auto qkv = at::linear(h, get("attn.qkv.weight"), get("attn.qkv.bias"))
+                 .reshape({B, N, 3, heads, C / heads})
+                 .permute({2, 0, 3, 1, 4});
+#if TORCH_VERSION_MAJOR >= 2
+  auto o = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+#else
+  auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(C / heads)));
+  auto o = torch::matmul(torch::matmul(q, qkv[1].transpose(-2, -1)).softmax(-1),
+                         qkv[2]);
+#endif
+  auto a = at::linear(o.transpose(1, 2).reshape({B, N, C}),
+                      get("attn.proj.weight"),
+                      get("attn.proj.bias"));
+  const torch::Tensor ls1 = get("ls1.gamma"), ls2 = get("ls2.gamma");
+  x = ls1.defined() ? torch::addcmul(x, a, ls1) : x + a;
+  h = at::layer_norm(
+      x, shape, get("norm2.weight"), get("norm2.bias"), options_.layernorm_eps);
+  auto m = at::linear(
+      torch::gelu(at::linear(h, get("mlp.fc1.weight"), get("mlp.fc1.bias"))),
+      get("mlp.fc2.weight"),
+      get("mlp.fc2.bias"));
+  return ls2.defined() ? torch::addcmul(x, m, ls2) : x + m;
 }
 
 }  // namespace l2m
