@@ -108,6 +108,9 @@ void AddMatcherOptions(OptionManager* m,
          &o->l2m.min_certainty,
          "Drop sampled matches below this certainty.");
   m->Add("L2m.device", &o->l2m.device, "cpu or cuda[:N].");
+  m->Add("L2m.precision",
+         &o->l2m.precision,
+         "auto (fp16 on CUDA, fp32 on the CPU), fp32, fp16 or bf16.");
   m->Add(
       "L2m.num_threads", &o->l2m.num_threads, "CPU threads (0 = all cores).");
   m->AddBool("L2m.cpu_huge_pages",

@@ -29,6 +29,10 @@ struct L2mMatcherOptions {
   double min_certainty = 0.05;
   // "cpu" or "cuda" (or "cuda:N").
   std::string device = "cpu";
+  // auto, fp32, fp16 or bf16. auto: fp16 autocast on CUDA (the reference's
+  // default; GP and refiner outputs stay fp32), fp32 on the CPU. fp16/bf16
+  // need a CUDA device.
+  std::string precision = "auto";
   // Intra-op threads on the CPU (0 = all cores).
   int num_threads = 0;
   // Device "cpu": LibTorch's CPU allocator replaced by the huge-page one

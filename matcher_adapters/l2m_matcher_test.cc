@@ -133,6 +133,51 @@ TEST(L2mMatcher, ShippedModelIsTheDefault) {
   EXPECT_GT(fraction, 0.8);
 }
 
+// Precision: auto everywhere, fp16/bf16 only with CUDA, nothing else.
+TEST(L2mMatcher, PrecisionOptionIsChecked) {
+  L2mMatcherOptions options;
+  std::string error;
+  EXPECT_TRUE(options.Check(&error)) << error;
+  options.precision = "fp32";
+  EXPECT_TRUE(options.Check(&error)) << error;
+  options.precision = "fp16";
+  EXPECT_FALSE(options.Check(&error));
+  EXPECT_NE(error.find("CUDA only"), std::string::npos) << error;
+  options.device = "cuda";
+  EXPECT_TRUE(options.Check(&error)) << error;
+  options.precision = "bf16";
+  EXPECT_TRUE(options.Check(&error)) << error;
+  options.precision = "half";
+  EXPECT_FALSE(options.Check(&error));
+  EXPECT_NE(error.find("'half'"), std::string::npos) << error;
+}
+
+// Images are resized once and kept for their next pairs: a pair matched
+// from the cache (ids known) gives exactly what a fresh matcher gives, and
+// images without an id are never taken from it.
+TEST(L2mMatcher, PreparedImageCacheChangesNothing) {
+  L2mMatcherOptions options;
+  options.num_samples = 500;
+  options.num_threads = 2;
+  const cv::Mat t1 = test::RandomTexture(200, 150, 1);
+  const cv::Mat t2 = test::RandomTexture(200, 150, 2);
+  const cv::Mat t3 = test::RandomTexture(200, 150, 3);
+  auto warm = CreateL2mMatcher(options);
+  warm->MatchDense(test::MakeImage(1, t1), test::MakeImage(2, t2));
+  const PairMatches cached =
+      warm->MatchDense(test::MakeImage(2, t2), test::MakeImage(3, t3));
+  auto fresh = CreateL2mMatcher(options);
+  const PairMatches direct =
+      fresh->MatchDense(test::MakeImage(2, t2), test::MakeImage(3, t3));
+  ASSERT_GT(direct.size(), 0u);
+  EXPECT_EQ(cached.xy1, direct.xy1);
+  EXPECT_EQ(cached.xy2, direct.xy2);
+  // Same content under no id: computed again, same result.
+  const PairMatches anonymous =
+      warm->MatchDense(test::MakeImage(-1, t2), test::MakeImage(-1, t3));
+  EXPECT_EQ(anonymous.xy1, direct.xy1);
+}
+
 TEST(L2mMatcher, ClearErrorsForMissingOrWrongWeights) {
   L2mMatcherOptions options;
   // A DINOv2 preset without its ViT weights.
