@@ -1,0 +1,102 @@
+#include "l2m_core/match/kde_cuda.h"
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+namespace l2m {
+namespace internal {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One thread per row i; the block loads kThreads points at a time into
+// shared memory and every thread reads them as broadcasts.
+template <int D>
+__global__ void KdeDensity(const float* __restrict__ x,
+                           int n,
+                           float scale,
+                           float* __restrict__ out) {
+  __shared__ float tile[kThreads * D];
+  const int i = blockIdx.x * kThreads + threadIdx.x;
+  float xi[D];
+#pragma unroll
+  for (int k = 0; k < D; ++k) xi[k] = i < n ? x[i * D + k] : 0.f;
+  float acc = 0.f;
+  for (int start = 0; start < n; start += kThreads) {
+    const int m = min(kThreads, n - start);
+    for (int e = threadIdx.x; e < m * D; e += kThreads) {
+      tile[e] = x[start * D + e];
+    }
+    __syncthreads();
+    for (int t = 0; t < m; ++t) {
+      float d2 = 0.f;
+#pragma unroll
+      for (int k = 0; k < D; ++k) {
+        const float diff = xi[k] - tile[t * D + k];
+        d2 += diff * diff;
+      }
+      acc += expf(-d2 * scale);
+    }
+    __syncthreads();
+  }
+  if (i < n) out[i] = acc;
+}
+
+template <int D>
+void Launch(const at::Tensor& x, float scale, at::Tensor& out) {
+  const int n = static_cast<int>(x.size(0));
+  KdeDensity<D><<<(n + kThreads - 1) / kThreads,
+                  kThreads,
+                  0,
+                  c10::cuda::getCurrentCUDAStream()>>>(
+      x.data_ptr<float>(), n, scale, out.data_ptr<float>());
+}
+
+}  // namespace
+
+at::Tensor KdeDensityCuda(const at::Tensor& x_in, double scale) {
+  TORCH_CHECK(x_in.is_cuda() && x_in.dim() == 2,
+              "KdeDensityCuda: expected an (N, D) CUDA tensor");
+  TORCH_CHECK(x_in.size(1) >= 1 && x_in.size(1) <= 8,
+              "KdeDensityCuda: 1 <= D <= 8");
+  TORCH_CHECK(x_in.size(0) < (1LL << 31), "KdeDensityCuda: N too large");
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({x.size(0)}, x.options());
+  if (x.size(0) == 0) return out;
+  const float s = static_cast<float>(scale);
+  switch (x.size(1)) {
+    case 1:
+      Launch<1>(x, s, out);
+      break;
+    case 2:
+      Launch<2>(x, s, out);
+      break;
+    case 3:
+      Launch<3>(x, s, out);
+      break;
+    case 4:
+      Launch<4>(x, s, out);
+      break;
+    case 5:
+      Launch<5>(x, s, out);
+      break;
+    case 6:
+      Launch<6>(x, s, out);
+      break;
+    case 7:
+      Launch<7>(x, s, out);
+      break;
+    default:
+      Launch<8>(x, s, out);
+      break;
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(
+      error == cudaSuccess, "KdeDensityCuda: ", cudaGetErrorString(error));
+  return out;
+}
+
+}  // namespace internal
+}  // namespace l2m
