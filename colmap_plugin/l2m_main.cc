@@ -346,6 +346,10 @@ int RunBench(int argc, char** argv) {
   options.AddBool("stage_breakdown",
                   &bench.stage_breakdown,
                   "Per-stage times (one extra synchronised run).");
+  options.AddBool("gpu_preprocess",
+                  &bench.gpu_preprocess,
+                  "CUDA full path: resize on the GPU (bit-exact) instead of on "
+                  "host threads.");
   options.Add("profile_prefix",
               &bench.profile_prefix,
               "Kineto kernel trace per batch size to PREFIX_*.json "

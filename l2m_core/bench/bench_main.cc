@@ -5,7 +5,8 @@
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
 //                  [--cuda_graph] [--threads N] [--cpu_huge_pages 0|1]
-//                  [--profile PREFIX] [--output report.json]
+//                  [--cpu_preprocess] [--profile PREFIX]
+//                  [--output report.json]
 
 #include "l2m_core/bench/benchmark.h"
 #include "l2m_core/util/file.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
         if (key == "no_stages") options.stage_breakdown = false;
         if (key == "no_optimize") options.optimize = false;
         if (key == "cuda_graph") options.cuda_graph = true;
+        if (key == "cpu_preprocess") options.gpu_preprocess = false;
         continue;
       }
       if (list != nullptr) {

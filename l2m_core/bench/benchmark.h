@@ -39,6 +39,10 @@ struct BenchmarkOptions {
   // (UseHugePageCpuAllocator; docs/PERFORMANCE.md has the measurement).
   // Once installed it stays for the rest of the process.
   bool cpu_huge_pages = true;
+  // Full path on CUDA: the decoded uint8 images are uploaded and resized on
+  // the GPU (bit-exact with the host's PIL-exact resize); false: resized on
+  // host threads, as before. Needs l2m's CUDA kernels.
+  bool gpu_preprocess = true;
   // Non-empty: one more model-only run per preset, precision and batch size
   // under LibTorch's Kineto profiler, its Chrome trace written to
   // PREFIX_<preset>_<precision>_b<batch>.json (GPU kernels with the stage

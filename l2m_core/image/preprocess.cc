@@ -2,6 +2,10 @@
 
 #include "l2m_core/image/resize.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/image/preprocess_cuda.h"
+#endif
+
 #include <torch/torch.h>
 
 #include <stdexcept>
@@ -27,6 +31,14 @@ at::Tensor ResizeBicubicPil(const at::Tensor& image_hwc, int h, int w) {
   return dst;
 }
 
+bool PreprocessForMatcherRunsOnCuda() {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
 at::Tensor PreprocessForMatcher(const at::Tensor& rgb,
                                 int h,
                                 int w,
@@ -34,6 +46,27 @@ at::Tensor PreprocessForMatcher(const at::Tensor& rgb,
   if (rgb.dim() != 3 || rgb.size(2) != 3) {
     throw std::invalid_argument(
         "PreprocessForMatcher: expected an (H, W, 3) RGB tensor");
+  }
+  if (rgb.is_cuda()) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+    if (rgb.scalar_type() != at::kByte) {
+      throw std::invalid_argument(
+          "PreprocessForMatcher: expected a uint8 image");
+    }
+    return internal::PreprocessForMatcherCuda(
+        rgb.contiguous(),
+        internal::ComputePilTaps(
+            static_cast<int>(rgb.size(0)), h, PilFilter::kBicubic),
+        internal::ComputePilTaps(
+            static_cast<int>(rgb.size(1)), w, PilFilter::kBicubic),
+        h,
+        w,
+        normalize);
+#else
+    throw std::invalid_argument(
+        "PreprocessForMatcher: l2m was built without its CUDA kernels; "
+        "pass the image on the CPU");
+#endif
   }
   const at::Tensor resized = ResizeBicubicPil(rgb, h, w);
   // float32 division by 255 (not multiplication by 1/255): the reference does

@@ -181,5 +181,32 @@ TEST(ResizePilBilinear, ConstantStaysConstantAndRampsStayLinear) {
   EXPECT_NE(a, b);
 }
 
+// On CUDA (where l2m has its kernels) the matcher's preprocessing gives the
+// very same bits as on the CPU: down- and upscaling, one axis unchanged,
+// with and without normalisation. Skips without a GPU (CI).
+TEST(PreprocessForMatcher, CudaIsBitExactWithCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const int src_h = 257, src_w = 383;
+  const std::vector<uint8_t> img = RandomImage(src_h, src_w, 3, 11);
+  const at::Tensor cpu =
+      torch::from_blob(
+          const_cast<uint8_t*>(img.data()), {src_h, src_w, 3}, torch::kUInt8)
+          .clone();
+  const at::Tensor gpu = cpu.cuda();
+  const std::vector<std::pair<int, int>> sizes = {
+      {56, 112}, {200, 300}, {600, 900}, {257, 120}, {90, 383}, {257, 383}};
+  for (const auto& [h, w] : sizes) {
+    for (bool normalize : {false, true}) {
+      const at::Tensor want = PreprocessForMatcher(cpu, h, w, normalize);
+      const at::Tensor got = PreprocessForMatcher(gpu, h, w, normalize);
+      ASSERT_TRUE(got.is_cuda());
+      ASSERT_EQ(got.sizes(), want.sizes());
+      EXPECT_TRUE(torch::equal(got.cpu(), want))
+          << h << "x" << w << " normalize " << normalize << ": max diff "
+          << (got.cpu() - want).abs().max().item<double>();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace l2m
