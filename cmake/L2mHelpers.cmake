@@ -10,6 +10,27 @@ function(l2m_add_library)
   endif()
 endfunction()
 
+# l2m_add_cuda_kernels(TARGET lib NAME lib_cuda SRCS file.cu ...)
+# CUDA kernels of `lib`, where LibTorch has CUDA and nvcc is around (the GPU
+# machine): a static library linked into `lib`, which then compiles with
+# L2M_HAVE_CUDA_KERNELS. Elsewhere (Debian's CPU LibTorch, CI) nothing, and
+# `lib` keeps its LibTorch-only paths.
+set(L2M_CUDA_ARCHITECTURES "90" CACHE STRING "CUDA architectures of l2m's kernels")
+function(l2m_add_cuda_kernels)
+  cmake_parse_arguments(ARG "" "TARGET;NAME" "SRCS" ${ARGN})
+  if(NOT (TARGET torch_cuda AND CMAKE_CUDA_COMPILER))
+    return()
+  endif()
+  add_library(${ARG_NAME} STATIC ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PUBLIC ${TORCH_LIBRARIES})
+  set_target_properties(${ARG_NAME} PROPERTIES
+    CUDA_ARCHITECTURES "${L2M_CUDA_ARCHITECTURES}" CUDA_STANDARD 17
+    POSITION_INDEPENDENT_CODE ON)
+  target_link_libraries(${ARG_TARGET} PRIVATE ${ARG_NAME})
+  target_compile_definitions(${ARG_TARGET} PRIVATE L2M_HAVE_CUDA_KERNELS)
+  message(STATUS "l2m: CUDA kernels ${ARG_NAME} (${ARG_SRCS})")
+endfunction()
+
 # Torch translation units share one precompiled header (PLATFORM.md: 43 s once, then ~13 s
 # instead of ~22 s per TU). Non-torch targets never see it.
 function(l2m_use_torch_pch target)
