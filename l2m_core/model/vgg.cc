@@ -58,15 +58,17 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
       if (bn_folded_ && x.is_cuda() && !is_training() &&
           !torch::GradMode::is_enabled() && i + 2 < n &&
           layers_[i + 2]->as<torch::nn::ReLUImpl>() != nullptr &&
-          conv->bias.defined()) {
+          conv->bias.defined() && conv->weight.size(2) == 3 &&
+          conv->weight.size(3) == 3) {
+        // VGG's 3×3 convs: stride 1, padding 1.
         torch::Tensor y = torch::conv2d(x, conv->weight, {}, 1, 1);
         if (internal::BiasReluInplaceSupported(y)) {
           internal::BiasReluInplace(y, conv->bias.to(torch::kFloat));
-          x = y;
           i += 2;  // BN (folded) and ReLU done
-          continue;
+        } else {
+          y.add_(conv->bias.view({1, -1, 1, 1}).to(y.scalar_type()));
         }
-        x = y + conv->bias.view({1, -1, 1, 1}).to(y.scalar_type());
+        x = y;
         continue;
       }
 #endif

@@ -92,15 +92,22 @@ torch::Tensor VitBlockImpl::forward(const torch::Tensor& x_in) {
 
 torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
                                                 at::ScalarType dtype) {
-  const auto params = named_parameters(/*recurse=*/true);
+  // The parameter handles stay valid (loading and to() replace their data
+  // in place), so they are listed once; data pointer and version tell when
+  // the copies are stale.
+  if (low_.params.empty()) {
+    for (const auto& p : named_parameters(/*recurse=*/true)) {
+      low_.params.emplace_back(p.key(), p.value());
+    }
+  }
   std::vector<int64_t> key = {static_cast<int64_t>(dtype)};
-  for (const auto& p : params) {
-    key.push_back(reinterpret_cast<int64_t>(p.value().data_ptr()));
-    key.push_back(static_cast<int64_t>(p.value()._version()));
+  for (const auto& [name, p] : low_.params) {
+    key.push_back(reinterpret_cast<int64_t>(p.data_ptr()));
+    key.push_back(static_cast<int64_t>(p._version()));
   }
   if (low_.key != key) {
     low_.tensors.clear();
-    for (const auto& p : params) low_.tensors[p.key()] = p.value().to(dtype);
+    for (const auto& [name, p] : low_.params) low_.tensors[name] = p.to(dtype);
     low_.key = key;
   }
   auto get = [&](const std::string& name) {

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 // Pre-norm transformer block of DINOv2 (layers/block.py), shared by the DINOv2
@@ -81,7 +82,8 @@ class VitBlockImpl : public torch::nn::Module {
                                     at::ScalarType dtype);
 
   struct LowPrecisionWeights {
-    std::vector<int64_t> key;  // dtype, parameters' versions
+    std::vector<std::pair<std::string, torch::Tensor>> params;  // handles
+    std::vector<int64_t> key;  // dtype, parameters' data and versions
     std::map<std::string, torch::Tensor> tensors;
   };
 
