@@ -433,6 +433,7 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
           SampleOptions sample;
           sample.sample_thresh = config.sample_thresh;
           sample.seed = 0;
+          sample.kde.exact = false;  // as the matcher
           const SampledMatches m =
               Sample(r.warp, r.certainty, options.num_samples, sample);
           const at::Tensor matches = m.matches.to(torch::kCPU);
@@ -460,6 +461,7 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
             SampleOptions sample;
             sample.sample_thresh = config.sample_thresh;
             sample.seed = 0;
+            sample.kde.exact = false;
             Sample(r.warp, r.certainty, options.num_samples, sample)
                 .matches.to(torch::kCPU);
           }

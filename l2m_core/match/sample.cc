@@ -1,5 +1,7 @@
 #include "l2m_core/match/sample.h"
 
+#include "l2m_core/match/kde_cpu.h"
+
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/match/kde_cuda.h"
 #endif
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace l2m {
 namespace {
@@ -133,6 +136,26 @@ at::Tensor Kde(const at::Tensor& x_in,
     return internal::KdeDensityCuda(x, 1.0 / denom).to(x.scalar_type());
   }
 #endif
+  if (!options.exact && x.device().is_cpu() && x.size(1) >= 1 &&
+      x.size(1) <= 8) {
+    const at::Tensor cols = x.to(torch::kFloat32).t().contiguous();  // (D, N)
+    std::vector<const float*> ptrs;
+    for (int64_t k = 0; k < cols.size(0); ++k) {
+      ptrs.push_back(cols.data_ptr<float>() + k * n);
+    }
+    at::Tensor density = torch::empty({n}, cols.options());
+    internal::KdeDensityCpu(ptrs.data(),
+                            static_cast<int>(ptrs.size()),
+                            n,
+                            static_cast<float>(1.0 / denom),
+                            density.data_ptr<float>());
+    if (stats != nullptr) {
+      *stats = KdeStats();
+      stats->num_chunks = n > 0 ? 1 : 0;
+      stats->max_chunk_rows = n;
+    }
+    return density.to(x.scalar_type());
+  }
   at::Tensor density = torch::empty({n}, x.options());
   KdeStats local;
   if (n > 0) {

@@ -1,5 +1,7 @@
 #include "l2m_core/match/sample.h"
 
+#include "l2m_core/match/kde_cpu.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -61,6 +63,33 @@ TEST(Kde, CudaMatchesDirectFormula) {
   const torch::Tensor on_gpu = Kde(x.cuda(), half).cpu().to(torch::kFloat);
   const torch::Tensor on_cpu = Kde(x, half);
   EXPECT_TRUE(torch::allclose(on_gpu, on_cpu, 2e-3, 1e-2));
+}
+
+// The fast CPU form (direct float32 distances, vectorised exp) against the
+// float64 formula, with N not a multiple of the vector width, two dims, and
+// far-apart points whose terms underflow.
+TEST(Kde, FastCpuFormMatchesDirectFormula) {
+  torch::manual_seed(5);
+  KdeOptions fast;
+  fast.exact = false;
+  for (int64_t dim : {4, 2}) {
+    torch::Tensor x = torch::rand({1003, dim}) * 2 - 1;
+    x[7] = torch::full({dim}, 40.0f);  // alone: density exactly 1
+    const torch::Tensor x64 = x.to(torch::kFloat64);
+    const torch::Tensor sq =
+        (x64.unsqueeze(1) - x64.unsqueeze(0)).pow(2).sum(-1);
+    const torch::Tensor ref = (-sq / 0.02).exp().sum(-1);
+    const torch::Tensor got = Kde(x, fast);
+    ASSERT_EQ(got.scalar_type(), torch::kFloat32);
+    const double err =
+        ((got.to(torch::kFloat64) - ref).abs() / ref).max().item<double>();
+    std::printf("[kde fast cpu %s D=%lld] max relative error %.3e\n",
+                internal::KdeDensityCpuKind(),
+                static_cast<long long>(dim),
+                err);
+    EXPECT_LT(err, 1e-5);
+    EXPECT_FLOAT_EQ(got[7].item<float>(), 1.0f);
+  }
 }
 
 TEST(Kde, ChunkingDoesNotChangeTheResult) {
