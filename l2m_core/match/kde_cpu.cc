@@ -16,6 +16,17 @@ namespace {
 
 constexpr float kMinExponent = -87.3f;  // exp() of less is (nearly) 0
 
+// One term exp(-scale · |x_i - x_j|²), scalar.
+inline float Term(
+    const float* const* cols, int d, int64_t i, int64_t j, float scale) {
+  float d2 = 0;
+  for (int k = 0; k < d; ++k) {
+    const float diff = cols[k][j] - cols[k][i];
+    d2 += diff * diff;
+  }
+  return std::exp(std::max(-scale * d2, kMinExponent));
+}
+
 void RowsPortable(const float* const* cols,
                   int d,
                   int64_t n,
@@ -25,14 +36,7 @@ void RowsPortable(const float* const* cols,
                   float* density) {
   for (int64_t i = begin; i < end; ++i) {
     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = 0; j < n; ++j) {
-      float d2 = 0;
-      for (int k = 0; k < d; ++k) {
-        const float diff = cols[k][j] - cols[k][i];
-        d2 += diff * diff;
-      }
-      part[j % 8] += std::exp(std::max(-scale * d2, kMinExponent));
-    }
+    for (int64_t j = 0; j < n; ++j) part[j % 8] += Term(cols, d, i, j, scale);
     float sum = 0;
     for (float p : part) sum += p;
     density[i] = sum;
@@ -88,14 +92,7 @@ __attribute__((target("avx2,fma"))) void RowsAvx2(const float* const* cols,
     _mm256_store_ps(lanes, acc);
     float sum = 0;
     for (float v : lanes) sum += v;
-    for (int64_t j = n8; j < n; ++j) {
-      float d2 = 0;
-      for (int k = 0; k < d; ++k) {
-        const float diff = cols[k][j] - cols[k][i];
-        d2 += diff * diff;
-      }
-      sum += std::exp(std::max(-scale * d2, kMinExponent));
-    }
+    for (int64_t j = n8; j < n; ++j) sum += Term(cols, d, i, j, scale);
     density[i] = sum;
   }
 }
