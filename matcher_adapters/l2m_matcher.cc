@@ -62,23 +62,6 @@ L2mMatcherOptions Resolve(L2mMatcherOptions options) {
 
 }  // namespace
 
-// fp16/bf16 CUDA autocast for one call, off again afterwards (the state is
-// per thread; each MatchDense sets it).
-class ScopedAutocast {
- public:
-  explicit ScopedAutocast(at::ScalarType dtype) : on_(dtype != at::kFloat) {
-    if (on_) SetCudaAutocastDtype(true, dtype);
-  }
-  ~ScopedAutocast() {
-    if (on_) SetCudaAutocastDtype(false, at::kHalf);
-  }
-  ScopedAutocast(const ScopedAutocast&) = delete;
-  ScopedAutocast& operator=(const ScopedAutocast&) = delete;
-
- private:
-  bool on_;
-};
-
 at::ScalarType ComputeDtype(const std::string& precision, bool cuda) {
   if (precision == "fp16" || (precision == "auto" && cuda)) return at::kHalf;
   if (precision == "bf16") return at::kBFloat16;
@@ -131,7 +114,7 @@ class L2mMatcher::Impl {
     const Prepared in1 = Prepare(image1), in2 = Prepare(image2);
     MatchResult result;
     {
-      ScopedAutocast autocast(dtype_);
+      CudaAutocast autocast(dtype_);
       result = model_->Match(in1.coarse, in2.coarse, in1.up, in2.up);
     }
     if (dense != nullptr) {
@@ -204,14 +187,17 @@ class L2mMatcher::Impl {
     if (device_.is_cuda() && PreprocessForMatcherRunsOnCuda()) {
       rgb = rgb.to(device_);
     }
-    Prepared p;
-    p.key = key;
-    p.coarse = PreprocessForMatcher(rgb, c.coarse_h, c.coarse_w, c.normalize)
-                   .to(device_);
-    if (c.upsample_preds) {
-      p.up = PreprocessForMatcher(rgb, c.upsample_h, c.upsample_w, c.normalize)
-                 .to(device_);
-    }
+    const MatcherImageInputs in =
+        PreprocessForMatcherPasses(rgb,
+                                   c.coarse_h,
+                                   c.coarse_w,
+                                   c.upsample_preds ? c.upsample_h : 0,
+                                   c.upsample_w,
+                                   c.normalize);
+    const Prepared p = {
+        key,
+        in.coarse.to(device_),
+        in.upsample.defined() ? in.upsample.to(device_) : at::Tensor()};
     if (!key.empty()) {
       prepared_.push_back(p);
       if (prepared_.size() > kPreparedImages) prepared_.pop_front();

@@ -180,17 +180,16 @@ std::vector<at::Tensor> DeviceInputs(const HostPair& host,
   if (!host.a_rgb.defined()) {
     return {up(host.a_coarse), up(host.b_coarse), up(host.a_up), up(host.b_up)};
   }
-  const at::Tensor a = up(host.a_rgb), b = up(host.b_rgb);
-  std::vector<at::Tensor> in = {
-      PreprocessForMatcher(a, c.coarse_h, c.coarse_w, c.normalize),
-      PreprocessForMatcher(b, c.coarse_h, c.coarse_w, c.normalize),
-      at::Tensor(),
-      at::Tensor()};
-  if (c.upsample_preds) {
-    in[2] = PreprocessForMatcher(a, c.upsample_h, c.upsample_w, c.normalize);
-    in[3] = PreprocessForMatcher(b, c.upsample_h, c.upsample_w, c.normalize);
-  }
-  return in;
+  auto passes = [&](const at::Tensor& rgb) {
+    return PreprocessForMatcherPasses(up(rgb),
+                                      c.coarse_h,
+                                      c.coarse_w,
+                                      c.upsample_preds ? c.upsample_h : 0,
+                                      c.upsample_w,
+                                      c.normalize);
+  };
+  const MatcherImageInputs a = passes(host.a_rgb), b = passes(host.b_rgb);
+  return {a.coarse, b.coarse, a.upsample, b.upsample};
 }
 
 // Runs `fn` once under the Kineto profiler (CPU ops, CUDA kernels, the
@@ -302,8 +301,7 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
     for (const std::string& precision : options.precisions) {
       const at::ScalarType dtype = PrecisionType(precision);
       if (!cuda && dtype != at::kFloat) continue;  // Autocast is CUDA-only.
-      SetCudaAutocastDtype(dtype != at::kFloat,
-                           dtype == at::kFloat ? at::kHalf : dtype);
+      CudaAutocast autocast(dtype);
       Clock clock(cuda);
 
       // Model alone, batched.
@@ -502,7 +500,6 @@ std::string RunBenchmark(const BenchmarkOptions& options) {
         }
         row(text + "}");
       }
-      SetCudaAutocastDtype(false, at::kHalf);
     }
   }
   json << "\n  ]\n}\n";

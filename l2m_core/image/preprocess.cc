@@ -87,6 +87,18 @@ at::Tensor PreprocessForMatcher(const at::Tensor& rgb,
   return x.contiguous().unsqueeze(0);
 }
 
+MatcherImageInputs PreprocessForMatcherPasses(const at::Tensor& rgb,
+                                              int coarse_h,
+                                              int coarse_w,
+                                              int up_h,
+                                              int up_w,
+                                              bool normalize) {
+  MatcherImageInputs in;
+  in.coarse = PreprocessForMatcher(rgb, coarse_h, coarse_w, normalize);
+  if (up_h > 0) in.upsample = PreprocessForMatcher(rgb, up_h, up_w, normalize);
+  return in;
+}
+
 at::Tensor PreprocessForMatcher(
     const uint8_t* rgb, int src_h, int src_w, int h, int w, bool normalize) {
   if (rgb == nullptr || src_h <= 0 || src_w <= 0) {

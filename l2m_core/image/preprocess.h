@@ -22,6 +22,19 @@ at::Tensor PreprocessForMatcher(const at::Tensor& rgb,
 at::Tensor PreprocessForMatcher(
     const uint8_t* rgb, int src_h, int src_w, int h, int w, bool normalize);
 
+// One image's inputs for the matcher's two passes: `coarse` at (coarse_h,
+// coarse_w) and, when up_h > 0, `upsample` at (up_h, up_w), each as
+// PreprocessForMatcher, from the same (H, W, 3) uint8 image (on its device).
+struct MatcherImageInputs {
+  at::Tensor coarse, upsample;
+};
+MatcherImageInputs PreprocessForMatcherPasses(const at::Tensor& rgb,
+                                              int coarse_h,
+                                              int coarse_w,
+                                              int up_h,
+                                              int up_w,
+                                              bool normalize);
+
 // Whether PreprocessForMatcher takes CUDA images (l2m built with its CUDA
 // kernels).
 bool PreprocessForMatcherRunsOnCuda();

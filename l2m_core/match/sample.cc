@@ -106,6 +106,14 @@ void NegSquaredCdistRows(const float* a,
   });
 }
 
+// The stats of a KDE computed in one pass without materialised blocks.
+void SinglePassStats(int64_t n, KdeStats* stats) {
+  if (stats == nullptr) return;
+  *stats = KdeStats();
+  stats->num_chunks = n > 0 ? 1 : 0;
+  stats->max_chunk_rows = n;
+}
+
 }  // namespace
 
 at::Tensor Kde(const at::Tensor& x_in,
@@ -128,11 +136,7 @@ at::Tensor Kde(const at::Tensor& x_in,
   if (x.is_cuda() && x.size(1) >= 1 && x.size(1) <= 8) {
     // One kernel, no block of the kernel matrix in memory (9 -> <1 ms for
     // 20 000 candidates on an H100); the same sums up to fp32 rounding.
-    if (stats != nullptr) {
-      *stats = KdeStats();
-      stats->num_chunks = n > 0 ? 1 : 0;
-      stats->max_chunk_rows = n;
-    }
+    SinglePassStats(n, stats);
     return internal::KdeDensityCuda(x, 1.0 / denom).to(x.scalar_type());
   }
 #endif
@@ -149,11 +153,7 @@ at::Tensor Kde(const at::Tensor& x_in,
                             n,
                             static_cast<float>(1.0 / denom),
                             density.data_ptr<float>());
-    if (stats != nullptr) {
-      *stats = KdeStats();
-      stats->num_chunks = n > 0 ? 1 : 0;
-      stats->max_chunk_rows = n;
-    }
+    SinglePassStats(n, stats);
     return density.to(x.scalar_type());
   }
   at::Tensor density = torch::empty({n}, x.options());

@@ -104,6 +104,15 @@ at::ScalarType CudaComputeDtype(at::ScalarType if_off) {
 #endif
 }
 
+CudaAutocast::CudaAutocast(at::ScalarType dtype)
+    : on_(dtype == at::kHalf || dtype == at::kBFloat16) {
+  if (on_) SetCudaAutocastDtype(true, dtype);
+}
+
+CudaAutocast::~CudaAutocast() {
+  if (on_) SetCudaAutocastDtype(false, at::kHalf);
+}
+
 AutocastOff::AutocastOff() : was_enabled_(CudaAutocastEnabled()) {
   SetCudaAutocast(false);
 }

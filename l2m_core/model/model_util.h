@@ -102,6 +102,20 @@ void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype);
 // autocast is on, otherwise `if_off`.
 at::ScalarType CudaComputeDtype(at::ScalarType if_off);
 
+// CUDA autocast in `dtype` (fp16/bf16) inside a scope, off again (and its
+// cache of low-precision weights dropped) at the end, also on exceptions;
+// float32 leaves autocast off.
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(at::ScalarType dtype);
+  ~CudaAutocast();
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool on_;
+};
+
 // Turns CUDA autocast off inside a scope: the GP and the refiners' out_conv run
 // in fp32, as in the reference.
 class AutocastOff {

@@ -228,24 +228,17 @@ class Trainer::Impl {
   // ---- model --------------------------------------------------------------
 
   Correspondences Forward(const Batch& b) {
-    const bool autocast = options_.precision != "fp32";
-    const at::ScalarType dtype =
-        options_.precision == "bf16" ? at::kBFloat16 : at::kHalf;
-    // Switching off also drops autocast's cache of low-precision weights,
+    const at::ScalarType dtype = options_.precision == "bf16"   ? at::kBFloat16
+                                 : options_.precision == "fp16" ? at::kHalf
+                                                                : at::kFloat;
+    // Leaving the scope also drops autocast's cache of low-precision weights,
     // which are stale after every optimiser step.
-    if (autocast) SetCudaAutocastDtype(true, dtype);
-    Correspondences c;
-    try {
-      c = model_->Forward(b.image_a,
-                          b.image_b,
-                          /*upsample=*/false,
-                          nullptr,
-                          config_.ScaleFactorCoarse());
-    } catch (...) {
-      if (autocast) SetCudaAutocastDtype(false, dtype);
-      throw;
-    }
-    if (autocast) SetCudaAutocastDtype(false, dtype);
+    CudaAutocast autocast(dtype);
+    Correspondences c = model_->Forward(b.image_a,
+                                        b.image_b,
+                                        /*upsample=*/false,
+                                        nullptr,
+                                        config_.ScaleFactorCoarse());
     return c;
   }
 
