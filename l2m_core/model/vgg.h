@@ -7,6 +7,10 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/pimpl.h>
 
+#include <map>
+#include <utility>
+#include <vector>
+
 // VGG19-BN features[:40] (torchvision layout) as a ModuleList named `layers`,
 // so the keys are layers.{0,3,7,...}.{weight,bias} (convs) and
 // layers.{1,4,...}.* (BatchNorms).
@@ -30,6 +34,9 @@ class Vgg19Impl : public torch::nn::Module {
   torch::nn::ModuleList layers_{nullptr};
   std::vector<bool> is_pool_;
   bool bn_folded_ = false;
+  // Conv weights and biases in the low-precision compute dtype for cuDNN's
+  // fused conv+bias+ReLU (CUDA inference), cast once per dtype.
+  std::map<size_t, std::pair<torch::Tensor, torch::Tensor>> low_precision_;
 };
 TORCH_MODULE(Vgg19);
 
