@@ -5,6 +5,7 @@
 
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/refiner_block_cuda.h"
 #endif
 
 #include <torch/torch.h>
@@ -136,12 +137,14 @@ const ConvRefinerImpl::FusedWeights& ConvRefinerImpl::Fused(
     auto b = torch::zeros({P}, on.dtype(torch::kFloat));
     if (dw.bias.defined()) b.narrow(0, 0, C).copy_(dw.bias);
     f.dw_bias.push_back(b);
+    f.dw_taps.push_back(w.view({P, K * K}).t().contiguous());
     auto m = torch::zeros({P, P}, on.dtype(torch::kFloat));
     m.narrow(0, 0, C).narrow(1, 0, C).copy_(pw.weight.reshape({C, C}));
     f.pw_weight.push_back(m.to(dtype));
     auto mb = torch::zeros({P}, on.dtype(torch::kFloat));
     if (pw.bias.defined()) mb.narrow(0, 0, C).copy_(pw.bias);
     f.pw_bias.push_back(mb.to(dtype));
+    f.pw_bias_float.push_back(mb);
   };
   add(block1_);
   for (const auto& block : *hidden_blocks_) {
@@ -182,7 +185,15 @@ Refinement ConvRefinerImpl::CudaInference(
               config_.in_dim);
   if (offset < P) d.narrow(3, offset, P - offset).zero_();
   const int64_t K = config_.kernel_size;
+  const bool one_kernel = internal::RefinerBlockFusedSupported(P, K, dtype);
   for (size_t i = 0; i < f.dw_weight.size(); ++i) {
+    if (one_kernel) {
+      auto y = torch::empty_like(d);
+      internal::RefinerBlockFused(
+          d, f.dw_taps[i], f.dw_bias[i], f.pw_weight[i], f.pw_bias_float[i], y);
+      d = y;
+      continue;
+    }
     // cuDNN's depthwise conv (no bias) on the channels-last view, then bias
     // and ReLU in one pass (LibTorch would add the bias with a strided
     // broadcast kernel and run the ReLU as a second pass).

@@ -53,6 +53,9 @@ class ConvRefinerImpl : public torch::nn::Module {
     at::ScalarType dtype = at::kFloat;
     int64_t channels = 0;  // padded
     std::vector<torch::Tensor> dw_weight, dw_bias, pw_weight, pw_bias;
+    // For the one-kernel block (RefinerBlockFused): depthwise taps (K·K, C)
+    // and the 1×1 biases, float32.
+    std::vector<torch::Tensor> dw_taps, pw_bias_float;
     torch::Tensor out_weight, out_bias;  // float32, (out_dim, channels)
   };
 
@@ -61,9 +64,10 @@ class ConvRefinerImpl : public torch::nn::Module {
   bool CanRunFused(const torch::Tensor& x) const;
   const FusedWeights& Fused(at::ScalarType dtype, torch::Device device);
   // The blocks and out_conv on CUDA for inference: parts copied once into a
-  // padded channels-last buffer, then per block cuDNN's depthwise conv, one
-  // bias+ReLU pass and the 1×1 conv as one GEMM with its bias (cuBLASLt
-  // epilogue).
+  // padded channels-last buffer, then per block either one kernel for the
+  // whole block (few channels, fp16/bf16: RefinerBlockFused) or cuDNN's
+  // depthwise conv, one bias+ReLU pass and the 1×1 conv as one GEMM with its
+  // bias (cuBLASLt epilogue).
   Refinement CudaInference(const std::vector<torch::Tensor>& parts,
                            at::ScalarType dtype);
 

@@ -1,0 +1,433 @@
+#include "l2m_core/model/refiner_block_cuda.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <algorithm>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <iterator>
+#include <mma.h>
+
+namespace l2m {
+namespace internal {
+namespace {
+
+constexpr int kKernel = 5;
+constexpr int kHalo = kKernel / 2;
+
+// 4 consecutive channels = 8 bytes, unpacked to float and back.
+__device__ inline void ToFloat4(const uint2& raw, float* f, __half) {
+  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+  const float2 a = __half22float2(h[0]), b = __half22float2(h[1]);
+  f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+}
+
+__device__ inline void ToFloat4(const uint2& raw, float* f, __nv_bfloat16) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  const float2 a = __bfloat1622float2(h[0]), b = __bfloat1622float2(h[1]);
+  f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+}
+
+__device__ inline uint2 FromFloat4(const float* f, __half) {
+  uint2 raw;
+  __half2* h = reinterpret_cast<__half2*>(&raw);
+  h[0] = __floats2half2_rn(f[0], f[1]);
+  h[1] = __floats2half2_rn(f[2], f[3]);
+  return raw;
+}
+
+__device__ inline uint2 FromFloat4(const float* f, __nv_bfloat16) {
+  uint2 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+  h[0] = __floats2bfloat162_rn(f[0], f[1]);
+  h[1] = __floats2bfloat162_rn(f[2], f[3]);
+  return raw;
+}
+
+// Asynchronous 16-byte global → shared copy (zero-filled when !valid), so a
+// tile's whole halo is in flight at once.
+__device__ inline void CopyAsync16(void* dst, const void* src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s),
+               "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ inline void CopyAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int kPending>
+__device__ inline void CopyAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// The tile shape and block size per padded channel count KP: 8×8 pixels for
+// wide blocks, 16×16 for narrow ones (so every thread has work). A thread
+// computes the depthwise conv of 4×2 pixels × 4 channels, which sizes the
+// block; every warp then owns four GEMM fragments of one output column.
+template <int KP>
+struct Shape {
+  static constexpr int kTile = KP <= 64 ? 16 : 8;
+  static constexpr int kThreads = (kTile / 4) * (kTile / 2) * (KP / 4);
+  static constexpr int kWarps = kThreads / 32;
+  static constexpr int kFragmentsPerWarp = 4;
+  static_assert((kTile * kTile / 16) * (KP / 16) == kWarps * kFragmentsPerWarp,
+                "every warp owns four GEMM fragments");
+};
+
+// Shared memory of one thread block, in T elements unless said:
+//   w     [KP][KP + 8]        1×1 weights, row n = output channel (B col-major)
+//   a     [TH·TW][KP + 8]     relu(depthwise + bias) of the tile (A row-major)
+//   union of
+//     halo [(TH+4)(TW+4)][P]   the input tile with its 2-pixel border
+//     c    [TH·TW][KP + 4]     float32 GEMM result
+// The +8/+4 row paddings keep the tensor-core fragment loads off one bank.
+// Up to 144 channels this fits two blocks an SM, so one block's halo loads
+// overlap the other's compute.
+template <typename T, int P>
+struct Layout {
+  static constexpr int KP = (P + 15) / 16 * 16;  // the GEMM's K and N
+  static constexpr int kTile = Shape<KP>::kTile;
+  static constexpr int kM = kTile * kTile;
+  static constexpr int kLdw = KP + 8, kLda = KP + 8, kLdc = KP + 4;
+  static constexpr int kHaloPixels = (kTile + 2 * kHalo) * (kTile + 2 * kHalo);
+  static constexpr size_t kUnionBytes =
+      std::max(static_cast<size_t>(kHaloPixels) * P * sizeof(T),
+               static_cast<size_t>(kM) * kLdc * sizeof(float));
+  static constexpr size_t kBytes =
+      (static_cast<size_t>(KP) * kLdw + static_cast<size_t>(kM) * kLda) *
+          sizeof(T) +
+      kUnionBytes;
+};
+
+// A persistent grid: each block loads the weights once, then walks the
+// (batch, tile row, tile column) tiles in raster order, so neighbouring
+// tiles (which share halo rows) run at about the same time and the halo
+// re-reads hit L2.
+template <typename T, int P>
+__global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads, 2)
+    RefinerBlockKernel(const T* __restrict__ x,
+                       T* __restrict__ y,
+                       const float* __restrict__ dw_w,
+                       const float* __restrict__ dw_b,
+                       const T* __restrict__ pw_w,
+                       const float* __restrict__ pw_b,
+                       int H,
+                       int W,
+                       int tiles_y,
+                       int tiles_x,
+                       int tiles) {
+  using namespace nvcuda;
+  using L = Layout<T, P>;
+  constexpr int KP = L::KP;
+  constexpr int kThreads = Shape<KP>::kThreads;
+  constexpr int kTile = L::kTile;
+  constexpr int kHW = kTile + 2 * kHalo;
+  constexpr int kM = L::kM;
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* ws = reinterpret_cast<T*>(smem);
+  T* as = ws + KP * L::kLdw;
+  T* hs = as + kM * L::kLda;
+  float* cs = reinterpret_cast<float*>(hs);
+  constexpr int V = P / 8;  // 16-byte vectors per pixel
+
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int i = threadIdx.x; i < KP * (KP / 8); i += kThreads) {
+    const int n = i / (KP / 8), kv = i % (KP / 8);
+    uint4 v = zero;
+    if (n < P && kv < V) {
+      v = __ldg(
+          reinterpret_cast<const uint4*>(pw_w + static_cast<size_t>(n) * P) +
+          kv);
+    }
+    reinterpret_cast<uint4*>(ws + n * L::kLdw)[kv] = v;
+  }
+  // A's columns [P, KP) stay zero for every tile (K padding of the GEMM).
+  for (int i = threadIdx.x; i < kM * (KP / 8); i += kThreads) {
+    reinterpret_cast<uint4*>(as + (i / (KP / 8)) * L::kLda)[i % (KP / 8)] =
+        zero;
+  }
+
+  const int per_image = tiles_y * tiles_x;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int b = tile / per_image;
+    const int y0 = (tile % per_image) / tiles_x * kTile;
+    const int x0 = (tile % per_image) % tiles_x * kTile;
+    __syncthreads();  // the last tile's epilogue is done with cs (= hs)
+    {
+      const T* xb = x + static_cast<size_t>(b) * H * W * P;
+      for (int i = threadIdx.x; i < L::kHaloPixels * V; i += kThreads) {
+        const int p = i / V, v = i % V;
+        const int gy = y0 + p / kHW - kHalo, gx = x0 + p % kHW - kHalo;
+        const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
+        CopyAsync16(
+            hs + p * P + v * 8,
+            inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : x,
+            inside);
+      }
+      CopyAsyncCommit();
+      CopyAsyncWait<0>();
+    }
+    __syncthreads();
+
+    // Depthwise 5×5 + bias + ReLU, fp32 accumulation: a thread takes 4×2
+    // pixels × 4 channels, loads each tap row's weights once for its eight
+    // pixels and each input once per row for the four pixels of that row.
+    constexpr int kBlocksX = kTile / 4, kBlocks = kBlocksX * (kTile / 2);
+    constexpr int Q = P / 4;  // 8-byte quarter vectors per pixel
+    for (int i = threadIdx.x; i < kBlocks * Q; i += kThreads) {
+      const int q = i / Q, h = i % Q;
+      const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
+      float acc[2][4][4];
+      {
+        const float4 bias = __ldg(reinterpret_cast<const float4*>(dw_b) + h);
+#pragma unroll
+        for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+          for (int rx = 0; rx < 4; ++rx) {
+            acc[ry][rx][0] = bias.x, acc[ry][rx][1] = bias.y;
+            acc[ry][rx][2] = bias.z, acc[ry][rx][3] = bias.w;
+          }
+        }
+      }
+#pragma unroll
+      for (int ky = 0; ky < kKernel; ++ky) {
+        float4 w[kKernel];
+#pragma unroll
+        for (int kx = 0; kx < kKernel; ++kx) {
+          w[kx] = __ldg(
+              reinterpret_cast<const float4*>(dw_w + (ky * kKernel + kx) * P) +
+              h);
+        }
+#pragma unroll
+        for (int ry = 0; ry < 2; ++ry) {
+          const T* row = hs + ((qy + ry + ky) * kHW + qx) * P + h * 4;
+#pragma unroll
+          for (int c = 0; c < kKernel + 3; ++c) {
+            float in[4];
+            ToFloat4(*reinterpret_cast<const uint2*>(row + c * P), in, T());
+#pragma unroll
+            for (int rx = 0; rx < 4; ++rx) {
+              const int kx = c - rx;
+              if (kx < 0 || kx >= kKernel) continue;
+              acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
+              acc[ry][rx][1] = fmaf(in[1], w[kx].y, acc[ry][rx][1]);
+              acc[ry][rx][2] = fmaf(in[2], w[kx].z, acc[ry][rx][2]);
+              acc[ry][rx][3] = fmaf(in[3], w[kx].w, acc[ry][rx][3]);
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+        for (int rx = 0; rx < 4; ++rx) {
+          const int p = (qy + ry) * kTile + qx + rx;
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
+          reinterpret_cast<uint2*>(as + p * L::kLda)[h] =
+              FromFloat4(acc[ry][rx], T());
+        }
+      }
+    }
+    __syncthreads();
+
+    // The 1×1 conv: C (M × KP) = A (M × KP) · Wᵀ on the tensor cores, into
+    // this tile's buffer (its halo is no longer needed). A warp's four
+    // fragments share their column, so each B fragment loads once.
+    {
+      constexpr int kNf = KP / 16;
+      constexpr int kWarps = Shape<KP>::kWarps;
+      constexpr int kF = Shape<KP>::kFragmentsPerWarp;
+      const int warp = threadIdx.x / 32;
+      const int ni = warp % kNf;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[kF];
+#pragma unroll
+      for (int j = 0; j < kF; ++j) wmma::fill_fragment(c[j], 0.f);
+#pragma unroll
+      for (int k = 0; k < KP / 16; ++k) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bw;
+        wmma::load_matrix_sync(bw, ws + ni * 16 * L::kLdw + k * 16, L::kLdw);
+#pragma unroll
+        for (int j = 0; j < kF; ++j) {
+          const int mi = (warp + kWarps * j) / kNf;
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+          wmma::load_matrix_sync(a, as + mi * 16 * L::kLda + k * 16, L::kLda);
+          wmma::mma_sync(c[j], a, bw, c[j]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kF; ++j) {
+        const int mi = (warp + kWarps * j) / kNf;
+        wmma::store_matrix_sync(cs + mi * 16 * L::kLdc + ni * 16,
+                                c[j],
+                                L::kLdc,
+                                wmma::mem_row_major);
+      }
+    }
+    __syncthreads();
+
+    // + bias, rounded once to T; consecutive threads read consecutive
+    // 16-byte pieces of a row of c (no bank conflicts) and store 8 bytes.
+    T* yb = y + static_cast<size_t>(b) * H * W * P;
+    for (int i = threadIdx.x; i < kM * (P / 4); i += kThreads) {
+      const int p = i / (P / 4), u = i % (P / 4);
+      const int gy = y0 + p / kTile, gx = x0 + p % kTile;
+      if (gy >= H || gx >= W) continue;
+      const float4 c = reinterpret_cast<const float4*>(cs + p * L::kLdc)[u];
+      const float4 bias = __ldg(reinterpret_cast<const float4*>(pw_b) + u);
+      const float out[4] = {
+          c.x + bias.x, c.y + bias.y, c.z + bias.z, c.w + bias.w};
+      reinterpret_cast<uint2*>(yb + (static_cast<size_t>(gy) * W + gx) * P)[u] =
+          FromFloat4(out, T());
+    }
+  }
+}
+
+template <typename T, int P>
+void Launch(const at::Tensor& x,
+            const at::Tensor& dw_weight,
+            const at::Tensor& dw_bias,
+            const at::Tensor& pw_weight,
+            const at::Tensor& pw_bias,
+            at::Tensor& y) {
+  using L = Layout<T, P>;
+  constexpr int kThreads = Shape<L::KP>::kThreads;
+  constexpr int kTile = L::kTile;
+  auto kernel = RefinerBlockKernel<T, P>;
+  cudaError_t error = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes);
+  TORCH_CHECK(
+      error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
+  static const int blocks_per_sm = [&] {
+    int n = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, kernel, kThreads, L::kBytes);
+    return std::max(n, 1);
+  }();
+  const int B = static_cast<int>(x.size(0)), H = static_cast<int>(x.size(1)),
+            W = static_cast<int>(x.size(2));
+  const int tiles_y = (H + kTile - 1) / kTile,
+            tiles_x = (W + kTile - 1) / kTile;
+  const long long tiles = static_cast<long long>(B) * tiles_y * tiles_x;
+  TORCH_CHECK(tiles < (1LL << 31), "RefinerBlockFused: too many tiles");
+  if (tiles == 0) return;
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int grid = static_cast<int>(
+      std::min<long long>(tiles, static_cast<long long>(sms) * blocks_per_sm));
+  kernel<<<grid, kThreads, L::kBytes, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const T*>(x.data_ptr()),
+      reinterpret_cast<T*>(y.data_ptr()),
+      dw_weight.data_ptr<float>(),
+      dw_bias.data_ptr<float>(),
+      reinterpret_cast<const T*>(pw_weight.data_ptr()),
+      pw_bias.data_ptr<float>(),
+      H,
+      W,
+      tiles_y,
+      tiles_x,
+      static_cast<int>(tiles));
+}
+
+// The channel counts compiled (each is its own kernel, with the channel
+// count a constant so every shared-memory offset is an immediate): those of
+// the shipped presets' narrow refiners (RoMa/L2M scale 2: 144, scale 1: 24;
+// l2m_s: 112, 40, 24) and of the parity fixture's graph (104, 40, 24).
+// Others take the cuDNN path.
+constexpr int kFusedChannels[] = {24, 40, 104, 112, 144};
+
+template <typename T>
+void Dispatch(const at::Tensor& x,
+              const at::Tensor& dw_weight,
+              const at::Tensor& dw_bias,
+              const at::Tensor& pw_weight,
+              const at::Tensor& pw_bias,
+              at::Tensor& y) {
+  switch (x.size(3)) {
+    case 24:
+      return Launch<T, 24>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    case 40:
+      return Launch<T, 40>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    case 104:
+      return Launch<T, 104>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    case 112:
+      return Launch<T, 112>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    case 144:
+      return Launch<T, 144>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    default:
+      TORCH_CHECK(false, "RefinerBlockFused: unsupported channel count");
+  }
+}
+
+}  // namespace
+
+bool RefinerBlockFusedSupported(int64_t channels,
+                                int64_t kernel_size,
+                                at::ScalarType dtype) {
+  return kernel_size == kKernel &&
+         std::find(std::begin(kFusedChannels),
+                   std::end(kFusedChannels),
+                   channels) != std::end(kFusedChannels) &&
+         (dtype == at::kHalf || dtype == at::kBFloat16);
+}
+
+void RefinerBlockFused(const at::Tensor& x,
+                       const at::Tensor& dw_weight,
+                       const at::Tensor& dw_bias,
+                       const at::Tensor& pw_weight,
+                       const at::Tensor& pw_bias,
+                       at::Tensor& y) {
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
+              "RefinerBlockFused: x must be a contiguous (B, H, W, P) CUDA "
+              "tensor");
+  const int64_t P = x.size(3);
+  TORCH_CHECK(RefinerBlockFusedSupported(P, kKernel, x.scalar_type()),
+              "RefinerBlockFused: ",
+              P,
+              " channels of ",
+              x.scalar_type(),
+              " are not supported (fp16/bf16; 24, 40, 104, 112 or 144 "
+              "channels)");
+  auto check = [&](const at::Tensor& t,
+                   at::ScalarType dtype,
+                   at::IntArrayRef sizes,
+                   const char* name) {
+    TORCH_CHECK(t.device() == x.device() && t.scalar_type() == dtype &&
+                    t.is_contiguous() && t.sizes() == sizes,
+                "RefinerBlockFused: ",
+                name,
+                " must be a contiguous ",
+                dtype,
+                " tensor of size ",
+                sizes,
+                " on ",
+                x.device(),
+                ", got ",
+                t.scalar_type(),
+                " ",
+                t.sizes());
+  };
+  check(dw_weight, at::kFloat, {kKernel * kKernel, P}, "dw_weight");
+  check(dw_bias, at::kFloat, {P}, "dw_bias");
+  check(pw_weight, x.scalar_type(), {P, P}, "pw_weight");
+  check(pw_bias, at::kFloat, {P}, "pw_bias");
+  check(y, x.scalar_type(), x.sizes(), "y");
+  TORCH_CHECK(y.data_ptr() != x.data_ptr(),
+              "RefinerBlockFused: y must not alias x (tiles read their "
+              "neighbours' pixels)");
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.scalar_type() == at::kHalf) {
+    Dispatch<__half>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+  } else {
+    Dispatch<__nv_bfloat16>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(
+      error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
+}
+
+}  // namespace internal
+}  // namespace l2m
