@@ -101,13 +101,17 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
     torch::Tensor fq, fs;
     {
       ScopedStage timed(stage + "proj");
-      if (proj_bn_folded_) {
-        auto& conv = *proj[0]->as<torch::nn::Conv2dImpl>();
-        fq = conv.forward(f_q.at(s));
-        fs = conv.forward(f_s.at(s));
+      auto project = [&](const torch::Tensor& f) {
+        return proj_bn_folded_
+                   ? proj[0]->as<torch::nn::Conv2dImpl>()->forward(f)
+                   : proj.forward(f);
+      };
+      fq = project(f_q.at(s));
+      if (f_s.empty()) {
+        const int64_t half = fq.size(0) / 2;
+        fs = torch::cat({fq.narrow(0, half, half), fq.narrow(0, 0, half)});
       } else {
-        fq = proj.forward(f_q.at(s));
-        fs = proj.forward(f_s.at(s));
+        fs = project(f_s.at(s));
       }
     }
     TracePut(trace, name + "proj_q", fq);

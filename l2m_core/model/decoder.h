@@ -34,7 +34,13 @@ class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(const MatcherConfig& config);
 
-  // f_q, f_s: query and support pyramids (same batch size). Without `upsample`
+  // f_q, f_s: query and support pyramids (same batch size). An empty f_s
+  // means the symmetric batch [A→B, B→A]: the support of each sample is the
+  // query of the other half, so only f_q is projected and the projections'
+  // halves are swapped (the projection is per pixel, and its BatchNorm's
+  // batch statistics are the same over a permuted batch), instead of
+  // copying and projecting a swapped copy of the full-resolution features.
+  // Without `upsample`
   // all scales run and the warp starts from the classifier at scale 16; with
   // `upsample` only the VGG scales (8..1) run, starting from `init` (any size,
   // bilinearly resized to the scale-8 size). As RoMa's Decoder(detach=True),

@@ -10,6 +10,8 @@
 #include "l2m_core/model/gp.h"
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/max_pool_cuda.h"
+#include "l2m_core/model/refiner_block_cuda.h"
 #endif
 #include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/regression_matcher.h"
@@ -19,6 +21,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -291,6 +294,15 @@ TEST(ModelParityGp, CholeskyWithinTolerance) {
                 c.max_err,
                 c.tol);
     EXPECT_LE(c.max_err, c.tol);
+    // Three copies of the batch: more than two systems take the batched
+    // factorisation on CUDA (two are solved one by one).
+    const Comparison c3 = Compare(
+        gp(q.repeat({3, 1, 1, 1}), s.repeat({3, 1, 1, 1})).slice(0, 4, 6),
+        ref.Get("p1.s16.gp_posterior"));
+    std::printf("[gp %s, batch 6] gp_posterior max|err| %.3e\n",
+                cholesky ? "cholesky" : "inverse",
+                c3.max_err);
+    EXPECT_LE(c3.max_err, c3.tol);
   }
 }
 
@@ -395,6 +407,111 @@ TEST(BiasReluCuda, MatchesReluOfSum) {
                           .contiguous(at::MemoryFormat::ChannelsLast);
   EXPECT_FALSE(internal::BiasReluInplaceSupported(odd));
   EXPECT_THROW(internal::BiasReluInplace(odd, torch::zeros({3}, cuda)),
+               c10::Error);
+}
+
+// VGG's pool kernel against max_pool2d: odd sizes (floor), a NaN (which
+// propagates), fp16 and bf16 bit for bit (a max rounds nothing).
+TEST(MaxPool2x2Cuda, MatchesMaxPool2d) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    torch::Tensor x = torch::randn({2, 24, 9, 13}, cuda).to(dtype);
+    x[1][5][2][3] = std::numeric_limits<float>::quiet_NaN();
+    x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    ASSERT_TRUE(internal::MaxPool2x2Supported(x));
+    const torch::Tensor got = internal::MaxPool2x2(x);
+    const torch::Tensor ref = torch::max_pool2d(x.to(torch::kFloat), 2, 2);
+    ASSERT_EQ(got.sizes(), ref.sizes());
+    EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::isnan(got[1][5][1][1]).item<bool>());
+    EXPECT_TRUE(torch::equal(torch::nan_to_num(got.to(torch::kFloat), 0.0),
+                             torch::nan_to_num(ref, 0.0)))
+        << dtype;
+  }
+  EXPECT_FALSE(internal::MaxPool2x2Supported(
+      torch::zeros({1, 12, 4, 4}, cuda.dtype(torch::kHalf))
+          .contiguous(at::MemoryFormat::ChannelsLast)));
+  EXPECT_FALSE(internal::MaxPool2x2Supported(
+      torch::zeros({1, 16, 4, 4}, cuda.dtype(torch::kHalf))));  // NCHW
+}
+
+// The one-kernel refiner block against its definition in float64 on the CPU
+// (depthwise 5×5 + bias, ReLU, 1×1 + bias), on sizes that leave partial
+// tiles, for channel counts on each tile shape and with K padding. The only
+// roundings the kernel may add are the depthwise output's and the result's
+// to the storage dtype (unit roundoff u), so every element must lie within
+// u·(|W|·|a| + |y|) of the float64 value, plus fp32 accumulation slack.
+TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double u =
+        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    for (int64_t P : {24, 40, 144}) {
+      const int64_t B = 2, H = 13, W = 21;
+      ASSERT_TRUE(internal::RefinerBlockFusedSupported(P, 5, dtype));
+      const torch::Tensor x = torch::randn({B, H, W, P}, cuda).to(dtype);
+      const torch::Tensor dw = torch::randn({P, 1, 5, 5}, cuda) * 0.2;
+      const torch::Tensor dw_b = torch::randn({P}, cuda) * 0.1;
+      const torch::Tensor pw =
+          (torch::randn({P, P}, cuda) / std::sqrt(static_cast<double>(P)))
+              .to(dtype);
+      const torch::Tensor pw_b = torch::randn({P}, cuda) * 0.1;
+      torch::Tensor y = torch::empty_like(x);
+      internal::RefinerBlockFused(
+          x, dw.view({P, 25}).t().contiguous(), dw_b, pw, pw_b, y);
+
+      const torch::Tensor xd = x.cpu().to(torch::kDouble).permute({0, 3, 1, 2});
+      const torch::Tensor wd = pw.cpu().to(torch::kDouble);
+      const torch::Tensor a = torch::relu(
+          torch::conv2d(xd, dw.cpu().to(f64), dw_b.cpu().to(f64), 1, 2, 1, P));
+      const torch::Tensor wa =
+          torch::conv2d(a.abs(), wd.abs().view({P, P, 1, 1}));
+      const torch::Tensor ref =
+          torch::conv2d(a, wd.view({P, P, 1, 1}), pw_b.cpu().to(f64));
+      const torch::Tensor bound = u * (wa + ref.abs()) + 1e-5 * (1 + wa);
+      const torch::Tensor err =
+          (y.cpu().to(torch::kDouble).permute({0, 3, 1, 2}) - ref).abs();
+      std::printf(
+          "[refiner block %s P=%lld] max|err| %.3e, max err/bound %.3f, "
+          "max|ref| %.2f\n",
+          dtype == torch::kHalf ? "fp16" : "bf16",
+          static_cast<long long>(P),
+          err.max().item<double>(),
+          (err / bound).max().item<double>(),
+          ref.abs().max().item<double>());
+      EXPECT_TRUE((err <= bound).all().item<bool>()) << dtype << " P=" << P;
+    }
+  }
+  // What the kernel does not take is refused with the reason.
+  const torch::Tensor x12 =
+      torch::zeros({1, 4, 4, 12}, cuda.dtype(torch::kHalf));
+  EXPECT_FALSE(internal::RefinerBlockFusedSupported(12, 5, torch::kHalf));
+  EXPECT_FALSE(internal::RefinerBlockFusedSupported(24, 3, torch::kHalf));
+  EXPECT_FALSE(internal::RefinerBlockFusedSupported(24, 5, torch::kFloat));
+  EXPECT_FALSE(internal::RefinerBlockFusedSupported(168, 5, torch::kHalf));
+  torch::Tensor y12 = torch::empty_like(x12);
+  EXPECT_THROW(internal::RefinerBlockFused(x12,
+                                           torch::zeros({25, 12}, cuda),
+                                           torch::zeros({12}, cuda),
+                                           torch::zeros({12, 12}, cuda),
+                                           torch::zeros({12}, cuda),
+                                           y12),
+               c10::Error);
+  const torch::Tensor x24 =
+      torch::zeros({1, 4, 4, 24}, cuda.dtype(torch::kHalf));
+  torch::Tensor alias = x24;
+  EXPECT_THROW(internal::RefinerBlockFused(
+                   x24,
+                   torch::zeros({25, 24}, cuda),
+                   torch::zeros({24}, cuda),
+                   torch::zeros({24, 24}, cuda.dtype(torch::kHalf)),
+                   torch::zeros({24}, cuda),
+                   alias),
                c10::Error);
 }
 #endif  // L2M_HAVE_CUDA_KERNELS

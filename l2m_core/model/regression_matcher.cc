@@ -108,13 +108,14 @@ Correspondences RegressionMatcherImpl::Forward(const torch::Tensor& im_A,
       trace->Put(s == 16 ? "enc.dino16" : "enc.vgg" + std::to_string(s), f);
     }
   }
+  // Symmetric: the batch [A, B] is the query of [A→B, B→A], and an empty
+  // support pyramid tells the decoder to swap halves after projecting.
   FeaturePyramid f_q, f_s;
   for (const auto& [s, f] : pyramid) {
-    auto halves = f.chunk(2, 0);
     if (config_.symmetric) {
       f_q[s] = f;
-      f_s[s] = torch::cat({halves[1], halves[0]}, 0);
     } else {
+      auto halves = f.chunk(2, 0);
       f_q[s] = halves[0];
       f_s[s] = halves[1];
     }

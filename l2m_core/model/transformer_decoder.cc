@@ -34,10 +34,32 @@ CoarseMatch TransformerDecoderImpl::forward(const torch::Tensor& gp_posterior,
   auto x = torch::cat({gp_posterior.to(dtype), features.to(dtype)}, 1);
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto tokens = x.reshape({B, C, H * W}).permute({0, 2, 1});
-  auto out = to_out_(blocks_->forward(tokens));
+  auto out = ToOut(blocks_->forward(tokens));
   out = out.permute({0, 2, 1}).reshape({B, config_.OutDim(), H, W});
   const int64_t n = config_.OutDim() - 1;
   return {out.slice(1, 0, n), out.slice(1, n)};
+}
+
+torch::Tensor TransformerDecoderImpl::ToOut(const torch::Tensor& tokens) {
+  const int64_t n = config_.OutDim();
+  const int64_t padded = (n + 7) / 8 * 8;
+  if (padded == n || !tokens.is_cuda() || is_training() ||
+      torch::GradMode::is_enabled()) {
+    return to_out_(tokens);
+  }
+  const torch::Tensor& w = to_out_->weight;
+  if (padded_of_ != w.data_ptr() || padded_version_ != w._version() ||
+      padded_weight_.device() != w.device()) {
+    padded_weight_ = torch::zeros({padded, w.size(1)}, w.options());
+    padded_weight_.narrow(0, 0, n).copy_(w);
+    padded_bias_ = torch::zeros({padded}, w.options());
+    if (to_out_->bias.defined())
+      padded_bias_.narrow(0, 0, n).copy_(to_out_->bias);
+    padded_of_ = w.data_ptr();
+    padded_version_ = w._version();
+  }
+  return torch::nn::functional::linear(tokens, padded_weight_, padded_bias_)
+      .narrow(-1, 0, n);
 }
 
 torch::Tensor ClsToFlowRefine(const torch::Tensor& cls_logits) {
