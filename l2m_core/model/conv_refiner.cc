@@ -57,12 +57,20 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
                                     double scale_factor) {
   namespace F = torch::nn::functional;
   const int64_t B = x.size(0), h = x.size(2), w = x.size(3);
-  auto x_hat = F::grid_sample(y,
-                              flow.permute({0, 2, 3, 1}).to(y.scalar_type()),
-                              F::GridSampleFuncOptions()
-                                  .mode(torch::kBilinear)
-                                  .padding_mode(torch::kZeros)
-                                  .align_corners(false));
+  // The reference samples with the grid in the features' dtype.
+  const torch::Tensor grid = flow.permute({0, 2, 3, 1}).to(y.scalar_type());
+  const bool fused = CanRunFused(x);
+  // On the fused CUDA path x_hat is sampled straight into the blocks' input
+  // buffer (CudaInference); it stays undefined here.
+  torch::Tensor x_hat;
+  if (!fused || !SampleIntoBuffer(y, x)) {
+    x_hat = F::grid_sample(y,
+                           grid,
+                           F::GridSampleFuncOptions()
+                               .mode(torch::kBilinear)
+                               .padding_mode(torch::kZeros)
+                               .align_corners(false));
+  }
   auto displacement =
       flow - IdentityGrid(h, w, flow.options()).expand({B, 2, h, w});
   auto emb = disp_emb_(40.0 / 32.0 * scale_factor * displacement);
@@ -74,8 +82,8 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
     torch::NoGradGuard no_grad;
     parts.push_back(LocalCorrelation(x, y, config_.local_corr_radius, flow));
   }
-  if (CanRunFused(x)) {
-    return CudaInference(parts, CudaComputeDtype(x.scalar_type()));
+  if (fused) {
+    return CudaInference(parts, CudaComputeDtype(x.scalar_type()), y, grid);
   }
   auto d = torch::cat(parts, 1);
   // Follow the weights' layout: channels-last weights want NHWC activations.
@@ -108,6 +116,20 @@ bool ConvRefinerImpl::CanRunFused(const torch::Tensor& x) const {
   return x.is_cuda() && bn_folded_ && !is_training() &&
          !torch::GradMode::is_enabled() && config_.hidden_dim == config_.in_dim;
 #else
+  (void)x;
+  return false;
+#endif
+}
+
+bool ConvRefinerImpl::SampleIntoBuffer(const torch::Tensor& y,
+                                       const torch::Tensor& x) const {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  // x fills channels [0, C_x) of the buffer: x_hat's offset must stay
+  // 16-byte aligned.
+  return x.size(1) % 8 == 0 && internal::GridSampleIntoSupported(
+                                   y, CudaComputeDtype(x.scalar_type()));
+#else
+  (void)y;
   (void)x;
   return false;
 #endif
@@ -163,7 +185,10 @@ const ConvRefinerImpl::FusedWeights& ConvRefinerImpl::Fused(
 }
 
 Refinement ConvRefinerImpl::CudaInference(
-    const std::vector<torch::Tensor>& parts, at::ScalarType dtype) {
+    const std::vector<torch::Tensor>& parts,
+    at::ScalarType dtype,
+    const torch::Tensor& y,
+    const torch::Tensor& grid) {
 #ifdef L2M_HAVE_CUDA_KERNELS
   const torch::Tensor& x = parts.front();
   const FusedWeights& f = Fused(dtype, x.device());
@@ -174,6 +199,11 @@ Refinement ConvRefinerImpl::CudaInference(
   auto d = torch::empty({B, h, w, P}, x.options().dtype(dtype));
   int64_t offset = 0;
   for (const auto& part : parts) {
+    if (!part.defined()) {  // x_hat, sampled in place
+      internal::GridSampleInto(y, grid.contiguous(), d, offset);
+      offset += y.size(1);
+      continue;
+    }
     const int64_t c = part.size(1);
     d.narrow(3, offset, c).copy_(part.permute({0, 2, 3, 1}));
     offset += c;
@@ -186,6 +216,7 @@ Refinement ConvRefinerImpl::CudaInference(
   if (offset < P) d.narrow(3, offset, P - offset).zero_();
   const int64_t K = config_.kernel_size;
   const bool one_kernel = internal::RefinerBlockFusedSupported(P, K, dtype);
+  const bool own_depthwise = internal::DepthwiseBiasReluSupported(P, K, dtype);
   for (size_t i = 0; i < f.dw_weight.size(); ++i) {
     if (one_kernel) {
       auto y = torch::empty_like(d);
@@ -194,9 +225,18 @@ Refinement ConvRefinerImpl::CudaInference(
       d = y;
       continue;
     }
-    // cuDNN's depthwise conv (no bias) on the channels-last view, then bias
-    // and ReLU in one pass (LibTorch would add the bias with a strided
-    // broadcast kernel and run the ReLU as a second pass).
+    if (own_depthwise) {
+      // Wide blocks in fp16/bf16: depthwise + bias + ReLU in one kernel,
+      // then the 1×1 as one GEMM with its bias.
+      auto y = torch::empty_like(d);
+      internal::DepthwiseBiasRelu(d, f.dw_taps[i], f.dw_bias[i], y);
+      d = torch::addmm(f.pw_bias[i], y.view({-1, P}), f.pw_weight[i].t())
+              .view({B, h, w, P});
+      continue;
+    }
+    // float32: cuDNN's depthwise conv (no bias) on the channels-last view,
+    // then bias and ReLU in one pass (LibTorch would add the bias with a
+    // strided broadcast kernel and run the ReLU as a second pass).
     auto y = torch::conv2d(
         d.permute({0, 3, 1, 2}), f.dw_weight[i], {}, 1, K / 2, 1, P);
     if (!y.is_contiguous(at::MemoryFormat::ChannelsLast)) {
@@ -209,6 +249,11 @@ Refinement ConvRefinerImpl::CudaInference(
   }
   // out_conv in fp32, as the reference.
   const int64_t out_dim = config_.out_dim;
+  if (dtype != torch::kFloat && out_dim <= internal::kRefinerOutConvMaxOut) {
+    // Widened inside the kernel instead of through a float32 copy.
+    auto out = internal::RefinerOutConv(d, f.out_weight, f.out_bias);
+    return {out.slice(1, 0, out_dim - 1), out.slice(1, out_dim - 1)};
+  }
   auto out =
       torch::addmm(
           f.out_bias, d.view({-1, P}).to(torch::kFloat), f.out_weight.t())
@@ -218,6 +263,8 @@ Refinement ConvRefinerImpl::CudaInference(
 #else
   (void)parts;
   (void)dtype;
+  (void)y;
+  (void)grid;
   throw std::logic_error("ConvRefiner: built without CUDA kernels");
 #endif
 }

@@ -68,8 +68,14 @@ class ConvRefinerImpl : public torch::nn::Module {
   // whole block (few channels, fp16/bf16: RefinerBlockFused) or cuDNN's
   // depthwise conv, one bias+ReLU pass and the 1×1 conv as one GEMM with its
   // bias (cuBLASLt epilogue).
+  // parts: x, x_hat, emb[, corr]; an undefined x_hat is sampled from y at
+  // grid straight into the buffer (see SampleIntoBuffer).
   Refinement CudaInference(const std::vector<torch::Tensor>& parts,
-                           at::ScalarType dtype);
+                           at::ScalarType dtype,
+                           const torch::Tensor& y,
+                           const torch::Tensor& grid);
+  // Whether CudaInference samples x_hat itself (GridSampleInto takes y).
+  bool SampleIntoBuffer(const torch::Tensor& y, const torch::Tensor& x) const;
 
   ConvRefinerConfig config_;
   bool bn_folded_ = false;

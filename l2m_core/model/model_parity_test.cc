@@ -437,6 +437,121 @@ TEST(MaxPool2x2Cuda, MatchesMaxPool2d) {
       torch::zeros({1, 16, 4, 4}, cuda.dtype(torch::kHalf))));  // NCHW
 }
 
+// The wide blocks' depthwise kernel against float64 on the CPU: a partial
+// last 64-channel chunk (200), partial tiles, fp16 and bf16. Its only
+// rounding is the output's to the storage dtype.
+TEST(DepthwiseBiasReluCuda, MatchesDepthwiseRelu) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double u =
+        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    for (int64_t P : {24, 200, 576}) {
+      const torch::Tensor x = torch::randn({2, 13, 21, P}, cuda).to(dtype);
+      const torch::Tensor dw = torch::randn({P, 1, 5, 5}, cuda) * 0.2;
+      const torch::Tensor dw_b = torch::randn({P}, cuda) * 0.1;
+      ASSERT_TRUE(internal::DepthwiseBiasReluSupported(P, 5, dtype));
+      torch::Tensor y = torch::empty_like(x);
+      internal::DepthwiseBiasRelu(
+          x, dw.view({P, 25}).t().contiguous(), dw_b, y);
+      const torch::Tensor xd = x.cpu().to(torch::kDouble).permute({0, 3, 1, 2});
+      const torch::Tensor ref = torch::relu(
+          torch::conv2d(xd, dw.cpu().to(f64), dw_b.cpu().to(f64), 1, 2, 1, P));
+      const torch::Tensor sum_abs = torch::conv2d(xd.abs(),
+                                                  dw.cpu().to(f64).abs(),
+                                                  dw_b.cpu().to(f64).abs(),
+                                                  1,
+                                                  2,
+                                                  1,
+                                                  P);
+      const torch::Tensor bound = u * ref.abs() + 1e-6 * sum_abs + 1e-7;
+      const torch::Tensor err =
+          (y.cpu().to(torch::kDouble).permute({0, 3, 1, 2}) - ref).abs();
+      std::printf("[depthwise %s P=%lld] max|err| %.3e, max err/bound %.3f\n",
+                  dtype == torch::kHalf ? "fp16" : "bf16",
+                  static_cast<long long>(P),
+                  err.max().item<double>(),
+                  (err / bound).max().item<double>());
+      EXPECT_TRUE((err <= bound).all().item<bool>()) << dtype << " P=" << P;
+    }
+  }
+  EXPECT_FALSE(internal::DepthwiseBiasReluSupported(12, 5, torch::kHalf));
+  EXPECT_FALSE(internal::DepthwiseBiasReluSupported(24, 5, torch::kFloat));
+}
+
+// The float32 out_conv from fp16/bf16 activations against float64: the
+// widening is exact, so only fp32 accumulation error is left.
+TEST(RefinerOutConvCuda, MatchesFloat64) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    for (int64_t P : {24, 144, 1144}) {
+      const torch::Tensor x = torch::randn({2, 5, 7, P}, cuda).to(dtype);
+      const torch::Tensor w = torch::randn({3, P}, cuda);
+      const torch::Tensor b = torch::randn({3}, cuda);
+      const torch::Tensor got = internal::RefinerOutConv(x, w, b);
+      const torch::Tensor xd = x.cpu().to(torch::kDouble);
+      const torch::Tensor wd = w.cpu().to(torch::kDouble);
+      const torch::Tensor ref =
+          (torch::matmul(xd, wd.t()) + b.cpu().to(torch::kDouble))
+              .permute({0, 3, 1, 2});
+      const torch::Tensor bound =
+          1e-6 * torch::matmul(xd.abs(), wd.abs().t()).permute({0, 3, 1, 2}) +
+          1e-6;
+      ASSERT_EQ(got.sizes(), ref.sizes());
+      const torch::Tensor err = (got.cpu().to(torch::kDouble) - ref).abs();
+      EXPECT_TRUE((err <= bound).all().item<bool>())
+          << dtype << " P=" << P << " max err " << err.max().item<double>();
+    }
+  }
+}
+
+// The refiner's in-place grid_sample against LibTorch's grid_sample on the
+// same device and dtype: warp targets partly outside the support (zero
+// padding), other channels of the buffer untouched. Same formulas, so at
+// most one rounding apart.
+TEST(GridSampleIntoCuda, MatchesGridSample) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  namespace F = torch::nn::functional;
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double u =
+        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    const torch::Tensor y = torch::randn({2, 16, 9, 14}, cuda)
+                                .to(dtype)
+                                .contiguous(at::MemoryFormat::ChannelsLast);
+    const torch::Tensor grid =
+        (torch::rand({2, 6, 11, 2}, cuda) * 2.4 - 1.2).to(dtype);
+    ASSERT_TRUE(internal::GridSampleIntoSupported(y, dtype));
+    torch::Tensor dest = torch::full({2, 6, 11, 40}, 7.0, cuda.dtype(dtype));
+    internal::GridSampleInto(y, grid, dest, 8);
+    const torch::Tensor ref = F::grid_sample(y,
+                                             grid,
+                                             F::GridSampleFuncOptions()
+                                                 .mode(torch::kBilinear)
+                                                 .padding_mode(torch::kZeros)
+                                                 .align_corners(false))
+                                  .permute({0, 2, 3, 1})
+                                  .to(torch::kFloat);
+    const torch::Tensor got = dest.narrow(3, 8, 16).to(torch::kFloat);
+    const double err = (got - ref).abs().max().item<double>();
+    std::printf("[grid sample into %s] max|err| %.3e\n",
+                dtype == torch::kHalf ? "fp16" : "bf16",
+                err);
+    EXPECT_LE(err, u * ref.abs().max().item<double>()) << dtype;
+    EXPECT_TRUE(torch::all(dest.narrow(3, 0, 8) == 7).item<bool>());
+    EXPECT_TRUE(torch::all(dest.narrow(3, 24, 16) == 7).item<bool>());
+  }
+  EXPECT_FALSE(internal::GridSampleIntoSupported(
+      torch::zeros({1, 9, 4, 4}, cuda.dtype(torch::kHalf))
+          .contiguous(at::MemoryFormat::ChannelsLast),
+      torch::kHalf));
+}
+
 // The one-kernel refiner block against its definition in float64 on the CPU
 // (depthwise 5×5 + bias, ReLU, 1×1 + bias), on sizes that leave partial
 // tiles, for channel counts on each tile shape and with K padding. The only

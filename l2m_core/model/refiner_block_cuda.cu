@@ -362,6 +362,214 @@ void Dispatch(const at::Tensor& x,
   }
 }
 
+// Depthwise 5×5 + bias + ReLU alone, for the wide blocks (hundreds of
+// channels, where the 1×1 stays a cuBLAS GEMM): an 8×8-pixel tile × 64
+// channels a block, its halo in shared memory, a thread 4×2 pixels × 4
+// channels as in the fused kernel; the ReLU'd result goes straight to y.
+constexpr int kDwTile = 8;
+constexpr int kDwChunk = 64;  // channels a block
+constexpr int kDwThreads = (kDwTile / 4) * (kDwTile / 2) * (kDwChunk / 4);
+
+template <typename T>
+__global__ void __launch_bounds__(kDwThreads)
+    DepthwiseBiasReluKernel(const T* __restrict__ x,
+                            T* __restrict__ y,
+                            const float* __restrict__ dw_w,
+                            const float* __restrict__ dw_b,
+                            int H,
+                            int W,
+                            int P,
+                            int tiles_x) {
+  constexpr int kHW = kDwTile + 2 * kHalo;
+  __shared__ __align__(16) T hs[kHW * kHW * kDwChunk];
+  const int tile = blockIdx.x, b = blockIdx.z;
+  const int y0 = tile / tiles_x * kDwTile, x0 = tile % tiles_x * kDwTile;
+  const int c0 = blockIdx.y * kDwChunk;
+  const int channels = min(kDwChunk, P - c0);  // a multiple of 8
+  const int V = channels / 8;
+  const T* xb = x + static_cast<size_t>(b) * H * W * P + c0;
+  for (int i = threadIdx.x; i < kHW * kHW * V; i += kDwThreads) {
+    const int p = i / V, v = i % V;
+    const int gy = y0 + p / kHW - kHalo, gx = x0 + p % kHW - kHalo;
+    const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
+    CopyAsync16(
+        hs + p * kDwChunk + v * 8,
+        inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : x,
+        inside);
+  }
+  CopyAsyncCommit();
+  CopyAsyncWait<0>();
+  __syncthreads();
+
+  constexpr int kBlocksX = kDwTile / 4;
+  constexpr int kQ = kDwChunk / 4;
+  const int q = threadIdx.x / kQ, h = threadIdx.x % kQ;
+  if (h * 4 >= channels) return;
+  const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
+  float acc[2][4][4];
+  {
+    const float4 bias = __ldg(reinterpret_cast<const float4*>(dw_b + c0) + h);
+#pragma unroll
+    for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+      for (int rx = 0; rx < 4; ++rx) {
+        acc[ry][rx][0] = bias.x, acc[ry][rx][1] = bias.y;
+        acc[ry][rx][2] = bias.z, acc[ry][rx][3] = bias.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int ky = 0; ky < kKernel; ++ky) {
+    float4 w[kKernel];
+#pragma unroll
+    for (int kx = 0; kx < kKernel; ++kx) {
+      w[kx] = __ldg(
+          reinterpret_cast<const float4*>(dw_w + (ky * kKernel + kx) * P + c0) +
+          h);
+    }
+#pragma unroll
+    for (int ry = 0; ry < 2; ++ry) {
+      const T* row = hs + ((qy + ry + ky) * kHW + qx) * kDwChunk + h * 4;
+#pragma unroll
+      for (int c = 0; c < kKernel + 3; ++c) {
+        float in[4];
+        ToFloat4(*reinterpret_cast<const uint2*>(row + c * kDwChunk), in, T());
+#pragma unroll
+        for (int rx = 0; rx < 4; ++rx) {
+          const int kx = c - rx;
+          if (kx < 0 || kx >= kKernel) continue;
+          acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
+          acc[ry][rx][1] = fmaf(in[1], w[kx].y, acc[ry][rx][1]);
+          acc[ry][rx][2] = fmaf(in[2], w[kx].z, acc[ry][rx][2]);
+          acc[ry][rx][3] = fmaf(in[3], w[kx].w, acc[ry][rx][3]);
+        }
+      }
+    }
+  }
+  T* yb = y + static_cast<size_t>(b) * H * W * P + c0 + h * 4;
+#pragma unroll
+  for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+    for (int rx = 0; rx < 4; ++rx) {
+      const int gy = y0 + qy + ry, gx = x0 + qx + rx;
+      if (gy >= H || gx >= W) continue;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
+      *reinterpret_cast<uint2*>(yb + (static_cast<size_t>(gy) * W + gx) * P) =
+          FromFloat4(acc[ry][rx], T());
+    }
+  }
+}
+
+// The refiner's out_conv (a 1×1 conv to a few channels) in float32 from the
+// low-precision activations, reading them once: 8 lanes per pixel, each
+// lane 8 channels at a time, a shuffle reduction. LibTorch would first
+// write a float32 copy of the activations for its fp32 GEMM.
+constexpr int kOutLanes = 8;
+constexpr int kMaxOut = kRefinerOutConvMaxOut;
+
+template <typename T>
+__global__ void OutConvKernel(const T* __restrict__ x,
+                              const float* __restrict__ w,
+                              const float* __restrict__ bias,
+                              float* __restrict__ out,
+                              long long pixels,
+                              int plane,
+                              int P,
+                              int out_dim) {
+  const long long pixel =
+      (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) /
+      kOutLanes;
+  const int lane = threadIdx.x % kOutLanes;
+  const bool active = pixel < pixels;
+  float acc[kMaxOut] = {0.f, 0.f, 0.f, 0.f};
+  if (active) {
+    const T* row = x + pixel * P;
+    for (int v = lane; v < P / 8; v += kOutLanes) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + v);
+      float in[8];
+      ToFloat4(make_uint2(raw.x, raw.y), in, T());
+      ToFloat4(make_uint2(raw.z, raw.w), in + 4, T());
+#pragma unroll
+      for (int o = 0; o < kMaxOut; ++o) {
+        if (o >= out_dim) break;
+        const float4* wo = reinterpret_cast<const float4*>(w + o * P) + 2 * v;
+        const float4 a = __ldg(wo), b = __ldg(wo + 1);
+        acc[o] += in[0] * a.x + in[1] * a.y + in[2] * a.z + in[3] * a.w +
+                  in[4] * b.x + in[5] * b.y + in[6] * b.z + in[7] * b.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int o = 0; o < kMaxOut; ++o) {
+#pragma unroll
+    for (int d = kOutLanes / 2; d > 0; d /= 2) {
+      acc[o] += __shfl_xor_sync(0xffffffffu, acc[o], d, kOutLanes);
+    }
+  }
+  if (!active || lane != 0) return;
+  const long long b = pixel / plane, i = pixel % plane;
+  for (int o = 0; o < out_dim; ++o) {
+    out[(b * out_dim + o) * plane + i] = acc[o] + bias[o];
+  }
+}
+
+// grid_sample(y, grid) (bilinear, zero padding, align_corners=False) of
+// channels-last features, written into channels [offset, offset + C) of the
+// refiner's input buffer: a thread per 8 channels of an output pixel reads
+// 16-byte vectors of the four corners. LibTorch's kernel walks the channels
+// one by one with the channels-last stride, then the result is copied into
+// the buffer. Same formulas and accumulation order as LibTorch's kernel.
+template <typename T>
+__global__ void GridSampleIntoKernel(const T* __restrict__ y,
+                                     const T* __restrict__ grid,
+                                     T* __restrict__ d,
+                                     int Hs,
+                                     int Ws,
+                                     int C,
+                                     int plane,
+                                     int P,
+                                     int offset,
+                                     long long total) {
+  const long long i =
+      static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int V = C / 8;
+  const int v = static_cast<int>(i % V);
+  const long long pixel = i / V;
+  const long long b = pixel / plane;
+  const float gx = static_cast<float>(grid[2 * pixel]);
+  const float gy = static_cast<float>(grid[2 * pixel + 1]);
+  const float ix = ((gx + 1.f) * Ws - 1.f) / 2.f;
+  const float iy = ((gy + 1.f) * Hs - 1.f) / 2.f;
+  const int ix_nw = static_cast<int>(floorf(ix));
+  const int iy_nw = static_cast<int>(floorf(iy));
+  const int ix_se = ix_nw + 1, iy_se = iy_nw + 1;
+  const float nw = (ix_se - ix) * (iy_se - iy);
+  const float ne = (ix - ix_nw) * (iy_se - iy);
+  const float sw = (ix_se - ix) * (iy - iy_nw);
+  const float se = (ix - ix_nw) * (iy - iy_nw);
+  const int cx[4] = {ix_nw, ix_se, ix_nw, ix_se};
+  const int cy[4] = {iy_nw, iy_nw, iy_se, iy_se};
+  const float cw[4] = {nw, ne, sw, se};
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if (cx[k] < 0 || cx[k] >= Ws || cy[k] < 0 || cy[k] >= Hs) continue;
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(
+                                y + ((b * Hs + cy[k]) * Ws + cx[k]) * C) +
+                            v);
+    float in[8];
+    ToFloat4(make_uint2(raw.x, raw.y), in, T());
+    ToFloat4(make_uint2(raw.z, raw.w), in + 4, T());
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = fmaf(in[j], cw[k], acc[j]);
+  }
+  const uint2 lo = FromFloat4(acc, T()), hi = FromFloat4(acc + 4, T());
+  *reinterpret_cast<uint4*>(d + pixel * P + offset + 8 * v) =
+      make_uint4(lo.x, lo.y, hi.x, hi.y);
+}
+
 }  // namespace
 
 bool RefinerBlockFusedSupported(int64_t channels,
@@ -427,6 +635,191 @@ void RefinerBlockFused(const at::Tensor& x,
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
+}
+
+bool DepthwiseBiasReluSupported(int64_t channels,
+                                int64_t kernel_size,
+                                at::ScalarType dtype) {
+  return kernel_size == kKernel && channels > 0 && channels % 8 == 0 &&
+         (dtype == at::kHalf || dtype == at::kBFloat16);
+}
+
+void DepthwiseBiasRelu(const at::Tensor& x,
+                       const at::Tensor& dw_weight,
+                       const at::Tensor& dw_bias,
+                       at::Tensor& y) {
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
+              "DepthwiseBiasRelu: x must be a contiguous (B, H, W, P) CUDA "
+              "tensor");
+  const int64_t P = x.size(3);
+  TORCH_CHECK(DepthwiseBiasReluSupported(P, kKernel, x.scalar_type()),
+              "DepthwiseBiasRelu: ",
+              P,
+              " channels of ",
+              x.scalar_type(),
+              " are not supported (fp16/bf16, a multiple of 8)");
+  TORCH_CHECK(dw_weight.device() == x.device() &&
+                  dw_weight.scalar_type() == at::kFloat &&
+                  dw_weight.is_contiguous() &&
+                  dw_weight.sizes() == at::IntArrayRef({kKernel * kKernel, P}),
+              "DepthwiseBiasRelu: dw_weight must be float32 (25, P) on the "
+              "device");
+  TORCH_CHECK(dw_bias.device() == x.device() &&
+                  dw_bias.scalar_type() == at::kFloat &&
+                  dw_bias.is_contiguous() && dw_bias.numel() == P,
+              "DepthwiseBiasRelu: dw_bias must be float32 (P) on the device");
+  TORCH_CHECK(y.device() == x.device() && y.scalar_type() == x.scalar_type() &&
+                  y.is_contiguous() && y.sizes() == x.sizes() &&
+                  y.data_ptr() != x.data_ptr(),
+              "DepthwiseBiasRelu: y must be a contiguous tensor like x, not "
+              "aliasing it");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int H = static_cast<int>(x.size(1)), W = static_cast<int>(x.size(2));
+  const int tiles_x = (W + kDwTile - 1) / kDwTile;
+  const int tiles_y = (H + kDwTile - 1) / kDwTile;
+  const dim3 grid(static_cast<unsigned>(tiles_x * tiles_y),
+                  static_cast<unsigned>((P + kDwChunk - 1) / kDwChunk),
+                  static_cast<unsigned>(x.size(0)));
+  if (x.numel() == 0) return;
+  TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  if (x.scalar_type() == at::kHalf) {
+    DepthwiseBiasReluKernel<__half><<<grid, kDwThreads, 0, stream>>>(
+        reinterpret_cast<const __half*>(x.data_ptr()),
+        reinterpret_cast<__half*>(y.data_ptr()),
+        dw_weight.data_ptr<float>(),
+        dw_bias.data_ptr<float>(),
+        H,
+        W,
+        static_cast<int>(P),
+        tiles_x);
+  } else {
+    DepthwiseBiasReluKernel<__nv_bfloat16><<<grid, kDwThreads, 0, stream>>>(
+        reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
+        reinterpret_cast<__nv_bfloat16*>(y.data_ptr()),
+        dw_weight.data_ptr<float>(),
+        dw_bias.data_ptr<float>(),
+        H,
+        W,
+        static_cast<int>(P),
+        tiles_x);
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(
+      error == cudaSuccess, "DepthwiseBiasRelu: ", cudaGetErrorString(error));
+}
+
+at::Tensor RefinerOutConv(const at::Tensor& x,
+                          const at::Tensor& weight,
+                          const at::Tensor& bias) {
+  TORCH_CHECK(
+      x.is_cuda() && x.dim() == 4 && x.is_contiguous() && x.size(3) % 8 == 0 &&
+          (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16),
+      "RefinerOutConv: x must be a contiguous fp16/bf16 (B, H, W, P) "
+      "CUDA tensor, P a multiple of 8");
+  const int64_t P = x.size(3), out_dim = weight.size(0);
+  TORCH_CHECK(weight.device() == x.device() &&
+                  weight.scalar_type() == at::kFloat &&
+                  weight.is_contiguous() && weight.dim() == 2 &&
+                  weight.size(1) == P && out_dim >= 1 && out_dim <= kMaxOut,
+              "RefinerOutConv: weight must be float32 (out ≤ ",
+              kMaxOut,
+              ", P) on the device");
+  TORCH_CHECK(bias.device() == x.device() && bias.scalar_type() == at::kFloat &&
+                  bias.is_contiguous() && bias.numel() == out_dim,
+              "RefinerOutConv: bias must be float32 (out) on the device");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+  at::Tensor out = at::empty({B, out_dim, H, W}, x.options().dtype(at::kFloat));
+  const long long pixels = B * H * W;
+  if (pixels == 0) return out;
+  constexpr int kBlock = 256;
+  const unsigned grid =
+      static_cast<unsigned>((pixels * kOutLanes + kBlock - 1) / kBlock);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  if (x.scalar_type() == at::kHalf) {
+    OutConvKernel<__half><<<grid, kBlock, 0, stream>>>(
+        reinterpret_cast<const __half*>(x.data_ptr()),
+        weight.data_ptr<float>(),
+        bias.data_ptr<float>(),
+        out.data_ptr<float>(),
+        pixels,
+        static_cast<int>(H * W),
+        static_cast<int>(P),
+        static_cast<int>(out_dim));
+  } else {
+    OutConvKernel<__nv_bfloat16><<<grid, kBlock, 0, stream>>>(
+        reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
+        weight.data_ptr<float>(),
+        bias.data_ptr<float>(),
+        out.data_ptr<float>(),
+        pixels,
+        static_cast<int>(H * W),
+        static_cast<int>(P),
+        static_cast<int>(out_dim));
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(
+      error == cudaSuccess, "RefinerOutConv: ", cudaGetErrorString(error));
+  return out;
+}
+
+bool GridSampleIntoSupported(const at::Tensor& y, at::ScalarType dtype) {
+  return y.is_cuda() && y.dim() == 4 &&
+         y.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+         y.scalar_type() == dtype && y.size(1) % 8 == 0 &&
+         (dtype == at::kHalf || dtype == at::kBFloat16);
+}
+
+void GridSampleInto(const at::Tensor& y,
+                    const at::Tensor& grid,
+                    at::Tensor& dest,
+                    int64_t channel_offset) {
+  TORCH_CHECK(GridSampleIntoSupported(y, dest.scalar_type()),
+              "GridSampleInto: y must be channels-last fp16/bf16 on CUDA, of "
+              "dest's dtype, with a multiple of 8 channels");
+  const int64_t B = y.size(0), C = y.size(1);
+  TORCH_CHECK(dest.is_cuda() && dest.dim() == 4 && dest.is_contiguous() &&
+                  dest.size(0) == B && dest.size(3) % 8 == 0 &&
+                  channel_offset % 8 == 0 && channel_offset >= 0 &&
+                  channel_offset + C <= dest.size(3),
+              "GridSampleInto: dest must be a contiguous (B, h, w, P) tensor "
+              "with room for the channels at a multiple-of-8 offset");
+  TORCH_CHECK(
+      grid.device() == y.device() && grid.scalar_type() == y.scalar_type() &&
+          grid.is_contiguous() &&
+          grid.sizes() == at::IntArrayRef({B, dest.size(1), dest.size(2), 2}),
+      "GridSampleInto: grid must be a contiguous (B, h, w, 2) tensor "
+      "of y's dtype");
+  const c10::cuda::CUDAGuard guard(y.device());
+  const int plane = static_cast<int>(dest.size(1) * dest.size(2));
+  const long long total = B * static_cast<long long>(plane) * (C / 8);
+  if (total == 0) return;
+  constexpr int kBlock = 256;
+  const unsigned blocks = static_cast<unsigned>((total + kBlock - 1) / kBlock);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    GridSampleIntoKernel<T><<<blocks, kBlock, 0, stream>>>(
+        reinterpret_cast<const T*>(y.data_ptr()),
+        reinterpret_cast<const T*>(grid.data_ptr()),
+        reinterpret_cast<T*>(dest.data_ptr()),
+        static_cast<int>(y.size(2)),
+        static_cast<int>(y.size(3)),
+        static_cast<int>(C),
+        plane,
+        static_cast<int>(dest.size(3)),
+        static_cast<int>(channel_offset),
+        total);
+  };
+  if (y.scalar_type() == at::kHalf) {
+    launch(__half());
+  } else {
+    launch(__nv_bfloat16());
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(
+      error == cudaSuccess, "GridSampleInto: ", cudaGetErrorString(error));
 }
 
 }  // namespace internal

@@ -33,5 +33,42 @@ bool RefinerBlockFusedSupported(int64_t channels,
                                 int64_t kernel_size,
                                 at::ScalarType dtype);
 
+// The depthwise 5×5 conv + bias + ReLU of a wide block (the 1×1 stays a
+// cuBLAS GEMM) in one kernel: y = relu(depthwise5x5(x) + dw_bias), fp32
+// accumulation, one rounding to the storage dtype. Replaces cuDNN's
+// depthwise conv plus a separate bias+ReLU pass. x, y: (B, H, W, P)
+// contiguous fp16/bf16, P a multiple of 8; dw_weight (25, P), dw_bias (P)
+// float32. y must not alias x.
+void DepthwiseBiasRelu(const at::Tensor& x,
+                       const at::Tensor& dw_weight,
+                       const at::Tensor& dw_bias,
+                       at::Tensor& y);
+
+bool DepthwiseBiasReluSupported(int64_t channels,
+                                int64_t kernel_size,
+                                at::ScalarType dtype);
+
+// The refiner's out_conv, float32 as in the reference: out (B, O, H, W) =
+// weight (O, P) · x + bias, x (B, H, W, P) contiguous fp16/bf16 read once
+// and widened exactly, O ≤ kRefinerOutConvMaxOut, P a multiple of 8.
+inline constexpr int kRefinerOutConvMaxOut = 4;
+at::Tensor RefinerOutConv(const at::Tensor& x,
+                          const at::Tensor& weight,
+                          const at::Tensor& bias);
+
+// The refiner's x_hat = grid_sample(y, grid) (bilinear, zero padding,
+// align_corners=False, LibTorch's formulas) written straight into channels
+// [channel_offset, channel_offset + C) of its input buffer dest (B, h, w, P),
+// instead of sampling channel by channel and copying. y (B, C, Hs, Ws)
+// channels-last fp16/bf16 of dest's dtype, C a multiple of 8; grid
+// (B, h, w, 2) contiguous in y's dtype (the reference samples with the
+// low-precision grid); channel_offset a multiple of 8.
+void GridSampleInto(const at::Tensor& y,
+                    const at::Tensor& grid,
+                    at::Tensor& dest,
+                    int64_t channel_offset);
+
+bool GridSampleIntoSupported(const at::Tensor& y, at::ScalarType dtype);
+
 }  // namespace internal
 }  // namespace l2m
