@@ -2,6 +2,14 @@
 
 #include <torch/torch.h>
 
+#ifdef L2M_HAVE_CUDA_KERNELS  // LibTorch with CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <optional>
 #include <stdexcept>
 
 namespace l2m {
@@ -100,9 +108,12 @@ Correspondences RegressionMatcherImpl::Forward(const torch::Tensor& im_A,
                                                bool upsample,
                                                const ScaleEstimate* init,
                                                double scale_factor,
-                                               ModelTrace* trace) {
+                                               ModelTrace* trace,
+                                               const FeaturePyramid* given) {
   FeaturePyramid pyramid =
-      encoder_->forward(torch::cat({im_A, im_B}, 0), upsample);
+      given != nullptr
+          ? *given
+          : encoder_->forward(torch::cat({im_A, im_B}, 0), upsample);
   if (trace != nullptr) {
     for (const auto& [s, f] : pyramid) {
       trace->Put(s == 16 ? "enc.dino16" : "enc.vgg" + std::to_string(s), f);
@@ -145,13 +156,47 @@ MatchResult RegressionMatcherImpl::MatchBatched(
     if (trace != nullptr) trace->prefix = prefix + p;
   };
 
+  // The upsample pass's encoder (VGG at the fine size) does not depend on
+  // the coarse pass. On CUDA it runs on a side stream once the coarse
+  // encoder is done, overlapping the coarse decoder's GP and classifier,
+  // whose small, latency-bound kernels leave most of the GPU idle.
   set_prefix("p1.");
+  FeaturePyramid coarse_pyramid =
+      encoder_->forward(torch::cat({im_A_coarse, im_B_coarse}, 0), false);
+  FeaturePyramid fine_pyramid;
+  bool fine_pyramid_ready = false;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  std::optional<at::cuda::CUDAEvent> fine_done;
+  if (config_.upsample_preds && im_A_up.is_cuda() && trace == nullptr) {
+    const c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream();
+    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+    at::cuda::CUDAEvent coarse_encoded;
+    coarse_encoded.record(main);
+    coarse_encoded.block(side);
+    {
+      const c10::cuda::CUDAStreamGuard on_side(side);
+      fine_pyramid = encoder_->forward(torch::cat({im_A_up, im_B_up}, 0),
+                                       /*upsample=*/true);
+      fine_done.emplace();
+      fine_done->record(side);
+    }
+    // Allocated on the side stream, used and freed on the main one.
+    for (const auto& [s, f] : fine_pyramid) {
+      c10::cuda::CUDACachingAllocator::recordStream(f.storage().data_ptr(),
+                                                    main);
+    }
+    fine_pyramid_ready = true;
+  }
+#endif
+
   Correspondences coarse = Forward(im_A_coarse,
                                    im_B_coarse,
                                    /*upsample=*/false,
                                    nullptr,
                                    sizes.ScaleFactorCoarse(),
-                                   trace);
+                                   trace,
+                                   &coarse_pyramid);
+  coarse_pyramid.clear();
   int64_t hs = sizes.coarse_h, ws = sizes.coarse_w;
   if (config_.upsample_preds) {
     hs = sizes.upsample_h;
@@ -167,12 +212,17 @@ MatchResult RegressionMatcherImpl::MatchBatched(
   ScaleEstimate finest = coarse.at(1);
   if (config_.upsample_preds) {
     set_prefix("p2.");
-    Correspondences fine = Forward(im_A_up,
-                                   im_B_up,
-                                   /*upsample=*/true,
-                                   &finest,
-                                   sizes.ScaleFactorUpsample(),
-                                   trace);
+#ifdef L2M_HAVE_CUDA_KERNELS
+    if (fine_done) fine_done->block(c10::cuda::getCurrentCUDAStream());
+#endif
+    Correspondences fine =
+        Forward(im_A_up,
+                im_B_up,
+                /*upsample=*/true,
+                &finest,
+                sizes.ScaleFactorUpsample(),
+                trace,
+                fine_pyramid_ready ? &fine_pyramid : nullptr);
     finest = fine.at(1);
   }
   set_prefix("final.");

@@ -82,13 +82,16 @@ class RegressionMatcherImpl : public torch::nn::Module {
 
   // One pass of encoder + decoder (RegressionMatcher.forward /
   // forward_symmetric). In symmetric mode the batch is [A→B, B→A] (2B), else
-  // [A→B] (B).
+  // [A→B] (B). `pyramid`, when given, is the encoder's output for
+  // cat(im_A, im_B) computed beforehand (MatchBatched overlaps the
+  // upsample pass's encoder with the coarse pass).
   Correspondences Forward(const torch::Tensor& im_A,
                           const torch::Tensor& im_B,
                           bool upsample,
                           const ScaleEstimate* init,
                           double scale_factor,
-                          ModelTrace* trace = nullptr);
+                          ModelTrace* trace = nullptr,
+                          const FeaturePyramid* pyramid = nullptr);
 
   // Inference speed-ups that keep the fp32 results within rounding: fold the
   // VGG and refiner BatchNorms into their convs and, on CUDA, keep conv
