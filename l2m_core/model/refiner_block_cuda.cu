@@ -71,6 +71,10 @@ template <int KP>
 struct Shape {
   static constexpr int kTile = KP <= 64 ? 16 : 8;
   static constexpr int kThreads = (kTile / 4) * (kTile / 2) * (KP / 4);
+  // Blocks an SM to compile for (the register budget): three narrow blocks
+  // fit in shared memory (measured 10 % faster than two at 24 channels on an
+  // H100), two wide ones (three would spill: 2× slower at 144).
+  static constexpr int kMinBlocks = KP <= 64 ? 3 : 2;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kFragmentsPerWarp = 4;
   static_assert((kTile * kTile / 16) * (KP / 16) == kWarps * kFragmentsPerWarp,
@@ -107,7 +111,8 @@ struct Layout {
 // tiles (which share halo rows) run at about the same time and the halo
 // re-reads hit L2.
 template <typename T, int P>
-__global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads, 2)
+__global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
+                                  Shape<Layout<T, P>::KP>::kMinBlocks)
     RefinerBlockKernel(const T* __restrict__ x,
                        T* __restrict__ y,
                        const float* __restrict__ dw_w,
@@ -300,6 +305,11 @@ void Launch(const at::Tensor& x,
   auto kernel = RefinerBlockKernel<T, P>;
   cudaError_t error = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes);
+  TORCH_CHECK(
+      error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
+  // As much shared memory as the SM has, so that blocks_per_sm blocks fit.
+  error = cudaFuncSetAttribute(
+      kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
   TORCH_CHECK(
       error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
   static const int blocks_per_sm = [&] {
