@@ -92,6 +92,103 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
   }
 }
 
+// The same correlation with the loads coalesced, for channel counts that
+// fill 16-byte vectors (C = V·32·k, k ≤ 4): the warp reads each neighbour's
+// row together (lane l takes vectors l, l + 32, ...), keeps per-lane partial
+// dots of 32 neighbours in shared memory and sums them by column, instead of
+// every lane walking its own row (32 scattered rows per load).
+constexpr int kChunk = 32;  // neighbours a round
+
+template <typename T, int kVecs>
+__global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
+                                          const T* __restrict__ f1,
+                                          const float* __restrict__ coords,
+                                          T* __restrict__ out,
+                                          int B,
+                                          int C,
+                                          int h,
+                                          int w,
+                                          int radius,
+                                          float scale) {
+  constexpr int V = 16 / sizeof(T);
+  __shared__ float partial[kWarpsPerBlock][kChunk][kChunk + 1];
+  __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const long long pixel =
+      static_cast<long long>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (pixel >= static_cast<long long>(B) * h * w) return;
+  const int b = static_cast<int>(pixel / (static_cast<long long>(h) * w));
+  const int n = 2 * radius + 1, m = n + 1;
+  T* o = out + pixel * n * n;
+
+  const float ix = ((coords[2 * pixel] + 1.f) * w - 1.f) / 2.f;
+  const float iy = ((coords[2 * pixel + 1] + 1.f) * h - 1.f) / 2.f;
+  if (!isfinite(ix) || !isfinite(iy) || fabsf(ix) > 1e6f || fabsf(iy) > 1e6f) {
+    for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
+    return;  // far outside: every tap is zero padding
+  }
+  const float fx = floorf(ix), fy = floorf(iy);
+  const float tx = ix - fx, ty = iy - fy;
+  const int x0 = static_cast<int>(fx) - radius;
+  const int y0 = static_cast<int>(fy) - radius;
+
+  const int vectors = C / V;  // ≤ 32·kVecs
+  float q[kVecs][V];
+#pragma unroll
+  for (int j = 0; j < kVecs; ++j) {
+    const int v = lane + 32 * j;
+    if (v < vectors) {
+      const uint4 raw =
+          __ldg(reinterpret_cast<const uint4*>(f0 + pixel * C) + v);
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < V; ++k) q[j][k] = ToFloat(e[k]) * scale;
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; ++k) q[j][k] = 0.f;
+    }
+  }
+  for (int first = 0; first < m * m; first += kChunk) {
+    const int count = min(kChunk, m * m - first);
+#pragma unroll 4
+    for (int i = 0; i < count; ++i) {
+      const int p = first + i;
+      const int y = y0 + p / m, x = x0 + p % m;
+      float dot = 0.f;
+      if (y >= 0 && y < h && x >= 0 && x < w) {
+        const uint4* t = reinterpret_cast<const uint4*>(
+            f1 + ((static_cast<long long>(b) * h + y) * w + x) * C);
+#pragma unroll
+        for (int j = 0; j < kVecs; ++j) {
+          const int v = lane + 32 * j;
+          if (v < vectors) {
+            const uint4 raw = __ldg(t + v);
+            const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+            for (int k = 0; k < V; ++k) dot += q[j][k] * ToFloat(e[k]);
+          }
+        }
+      }
+      partial[warp][i][lane] = dot;
+    }
+    __syncwarp();
+    if (lane < count) {
+      float sum = 0.f;
+#pragma unroll 8
+      for (int l = 0; l < 32; ++l) sum += partial[warp][lane][l];
+      dots[warp][first + lane] = sum;
+    }
+    __syncwarp();
+  }
+  for (int k = lane; k < n * n; k += 32) {
+    const int r = k / n, c = k % n;
+    const float* d = &dots[warp][r * m + c];
+    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
+                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
+    o[k] = static_cast<T>(v);
+  }
+}
+
 }  // namespace
 
 bool HaveLocalCorrelationKernel() { return true; }
@@ -130,6 +227,34 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
     const float scale = 1.f / std::sqrt(static_cast<float>(C));
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, a.scalar_type(), "LocalCorrelation", [&] {
+          constexpr int V = 16 / sizeof(scalar_t);
+          const int vectors = C / V;
+          if (C % V == 0 && vectors <= 128) {
+            auto launch = [&](auto kernel) {
+              kernel<<<blocks,
+                       kWarpsPerBlock * 32,
+                       0,
+                       c10::cuda::getCurrentCUDAStream()>>>(
+                  a.data_ptr<scalar_t>(),
+                  s.data_ptr<scalar_t>(),
+                  g.data_ptr<float>(),
+                  out.data_ptr<scalar_t>(),
+                  B,
+                  C,
+                  h,
+                  w,
+                  radius,
+                  scale);
+            };
+            if (vectors <= 32) {
+              launch(LocalCorrelationCoalesced<scalar_t, 1>);
+            } else if (vectors <= 64) {
+              launch(LocalCorrelationCoalesced<scalar_t, 2>);
+            } else {
+              launch(LocalCorrelationCoalesced<scalar_t, 4>);
+            }
+            return;
+          }
           LocalCorrelationWindow<scalar_t>
               <<<blocks,
                  kWarpsPerBlock * 32,

@@ -344,12 +344,13 @@ TEST(LocalCorrelationCpu, MatchesGridSamplePerOffset) {
 // The CUDA kernel (whole-pixel window, channels-last rows) against the
 // grid_sample formulation on the CPU, with warp targets partly outside the
 // support image (zero padding) and a NaN; channel counts on and off the
-// kernel's 16-byte path; fp16 inputs reported and bounded by their rounding.
+// coalesced kernel's 16-byte path (and RoMa's 512 and 1024, 2 and 4 vectors
+// a lane); fp16 inputs reported and bounded by their rounding.
 TEST(LocalCorrelationCuda, MatchesGridSampleIncludingBorders) {
   L2M_REQUIRE_DEVICE();
   torch::manual_seed(0);
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  for (int64_t channels : {16, 36}) {
+  for (int64_t channels : {16, 36, 512, 1024}) {
     const torch::Tensor f0 = torch::randn({2, channels, 12, 20}, cuda);
     const torch::Tensor f1 = torch::randn({2, channels, 12, 20}, cuda);
     torch::Tensor flow = torch::rand({2, 2, 12, 20}, cuda) * 2.4 - 1.2;
