@@ -20,6 +20,47 @@ __device__ __forceinline__ float ToFloat(T v) {
   return static_cast<float>(v);
 }
 
+// Where a query's window lies: its whole-pixel origin (x0, y0) in the
+// support and the bilinear fractions (tx, ty) that every offset shares;
+// false when the warp target is not finite or far outside (every tap is
+// zero padding).
+__device__ inline bool LocateWindow(const float* coords,
+                                    long long pixel,
+                                    int h,
+                                    int w,
+                                    int radius,
+                                    int& x0,
+                                    int& y0,
+                                    float& tx,
+                                    float& ty) {
+  const float ix = ((coords[2 * pixel] + 1.f) * w - 1.f) / 2.f;
+  const float iy = ((coords[2 * pixel + 1] + 1.f) * h - 1.f) / 2.f;
+  if (!isfinite(ix) || !isfinite(iy) || fabsf(ix) > 1e6f || fabsf(iy) > 1e6f) {
+    return false;
+  }
+  const float fx = floorf(ix), fy = floorf(iy);
+  tx = ix - fx;
+  ty = iy - fy;
+  x0 = static_cast<int>(fx) - radius;
+  y0 = static_cast<int>(fy) - radius;
+  return true;
+}
+
+// The (2r+1)² outputs of one query from the dots with its (2r+2)² whole-pixel
+// neighbours: four neighbours blended per offset, the lanes of a warp
+// taking the offsets in turn.
+template <typename T>
+__device__ inline void BlendWindow(
+    const float* dots, int radius, float tx, float ty, int lane, T* o) {
+  const int n = 2 * radius + 1, m = n + 1;
+  for (int k = lane; k < n * n; k += 32) {
+    const float* d = dots + (k / n) * m + k % n;
+    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
+                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
+    o[k] = static_cast<T>(v);
+  }
+}
+
 // One warp per query pixel. The window's offsets are whole pixels (steps of
 // 2/h, 2/w in normalised coordinates), so every offset of a query shares its
 // bilinear weights: the warp takes the dot products of the query vector with
@@ -48,16 +89,12 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
   const int n = 2 * radius + 1, m = n + 1;
   T* o = out + pixel * n * n;
 
-  const float ix = ((coords[2 * pixel] + 1.f) * w - 1.f) / 2.f;
-  const float iy = ((coords[2 * pixel + 1] + 1.f) * h - 1.f) / 2.f;
-  if (!isfinite(ix) || !isfinite(iy) || fabsf(ix) > 1e6f || fabsf(iy) > 1e6f) {
+  int x0, y0;
+  float tx, ty;
+  if (!LocateWindow(coords, pixel, h, w, radius, x0, y0, tx, ty)) {
     for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
-    return;  // far outside: every tap is zero padding
+    return;
   }
-  const float fx = floorf(ix), fy = floorf(iy);
-  const float tx = ix - fx, ty = iy - fy;
-  const int x0 = static_cast<int>(fx) - radius;
-  const int y0 = static_cast<int>(fy) - radius;
 
   const T* q = f0 + pixel * C;
   for (int c = lane; c < C; c += 32) query[warp][c] = ToFloat(q[c]) * scale;
@@ -83,13 +120,7 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
     dots[warp][p] = dot;
   }
   __syncwarp();
-  for (int k = lane; k < n * n; k += 32) {
-    const int r = k / n, c = k % n;
-    const float* d = &dots[warp][r * m + c];
-    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
-                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
-    o[k] = static_cast<T>(v);
-  }
+  BlendWindow(dots[warp], radius, tx, ty, lane, o);
 }
 
 // The same correlation with the loads coalesced, for channel counts that
@@ -121,16 +152,12 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
   const int n = 2 * radius + 1, m = n + 1;
   T* o = out + pixel * n * n;
 
-  const float ix = ((coords[2 * pixel] + 1.f) * w - 1.f) / 2.f;
-  const float iy = ((coords[2 * pixel + 1] + 1.f) * h - 1.f) / 2.f;
-  if (!isfinite(ix) || !isfinite(iy) || fabsf(ix) > 1e6f || fabsf(iy) > 1e6f) {
+  int x0, y0;
+  float tx, ty;
+  if (!LocateWindow(coords, pixel, h, w, radius, x0, y0, tx, ty)) {
     for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
-    return;  // far outside: every tap is zero padding
+    return;
   }
-  const float fx = floorf(ix), fy = floorf(iy);
-  const float tx = ix - fx, ty = iy - fy;
-  const int x0 = static_cast<int>(fx) - radius;
-  const int y0 = static_cast<int>(fy) - radius;
 
   const int vectors = C / V;  // ≤ 32·kVecs
   float q[kVecs][V];
@@ -180,13 +207,7 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
     }
     __syncwarp();
   }
-  for (int k = lane; k < n * n; k += 32) {
-    const int r = k / n, c = k % n;
-    const float* d = &dots[warp][r * m + c];
-    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
-                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
-    o[k] = static_cast<T>(v);
-  }
+  BlendWindow(dots[warp], radius, tx, ty, lane, o);
 }
 
 }  // namespace

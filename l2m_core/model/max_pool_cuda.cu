@@ -78,17 +78,8 @@ at::Tensor MaxPool2x2(const at::Tensor& x) {
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const uint4* in = reinterpret_cast<const uint4*>(x.data_ptr());
   uint4* out = reinterpret_cast<uint4*>(y.data_ptr());
-  if (x.scalar_type() == at::kHalf) {
-    MaxPool2x2Kernel<__half2><<<grid, kBlock, 0, stream>>>(in,
-                                                           out,
-                                                           static_cast<int>(H),
-                                                           static_cast<int>(W),
-                                                           static_cast<int>(Ho),
-                                                           static_cast<int>(Wo),
-                                                           V,
-                                                           total);
-  } else {
-    MaxPool2x2Kernel<__nv_bfloat162>
+  auto launch = [&](auto pair_tag) {
+    MaxPool2x2Kernel<decltype(pair_tag)>
         <<<grid, kBlock, 0, stream>>>(in,
                                       out,
                                       static_cast<int>(H),
@@ -97,6 +88,11 @@ at::Tensor MaxPool2x2(const at::Tensor& x) {
                                       static_cast<int>(Wo),
                                       V,
                                       total);
+  };
+  if (x.scalar_type() == at::kHalf) {
+    launch(__half2());
+  } else {
+    launch(__nv_bfloat162());
   }
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(error == cudaSuccess, "MaxPool2x2: ", cudaGetErrorString(error));

@@ -47,6 +47,65 @@ __device__ inline uint2 FromFloat4(const float* f, __nv_bfloat16) {
   return raw;
 }
 
+// relu(depthwise 5×5 + bias) of one thread's 4×2 pixels × 4 channels, fp32,
+// from a halo tile in shared memory: kHaloWidth pixels a row, kPixelStride
+// elements a pixel, `window` at the channel group of the thread's top-left
+// input pixel; `taps` (25 rows of tap_stride floats) and `bias` at the same
+// channel group. The tap row's weights load once for the eight pixels and
+// each input once per row for the four pixels of that row.
+template <typename T, int kHaloWidth, int kPixelStride>
+__device__ inline void DepthwiseReluTile(const T* window,
+                                         const float* taps,
+                                         int tap_stride,
+                                         const float* bias,
+                                         float (&acc)[2][4][4]) {
+  const float4 b = __ldg(reinterpret_cast<const float4*>(bias));
+#pragma unroll
+  for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+    for (int rx = 0; rx < 4; ++rx) {
+      acc[ry][rx][0] = b.x, acc[ry][rx][1] = b.y;
+      acc[ry][rx][2] = b.z, acc[ry][rx][3] = b.w;
+    }
+  }
+#pragma unroll
+  for (int ky = 0; ky < kKernel; ++ky) {
+    float4 w[kKernel];
+#pragma unroll
+    for (int kx = 0; kx < kKernel; ++kx) {
+      w[kx] = __ldg(reinterpret_cast<const float4*>(taps + (ky * kKernel + kx) *
+                                                               tap_stride));
+    }
+#pragma unroll
+    for (int ry = 0; ry < 2; ++ry) {
+      const T* row = window + (ry + ky) * kHaloWidth * kPixelStride;
+#pragma unroll
+      for (int c = 0; c < kKernel + 3; ++c) {
+        float in[4];
+        ToFloat4(
+            *reinterpret_cast<const uint2*>(row + c * kPixelStride), in, T());
+#pragma unroll
+        for (int rx = 0; rx < 4; ++rx) {
+          const int kx = c - rx;
+          if (kx < 0 || kx >= kKernel) continue;
+          acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
+          acc[ry][rx][1] = fmaf(in[1], w[kx].y, acc[ry][rx][1]);
+          acc[ry][rx][2] = fmaf(in[2], w[kx].z, acc[ry][rx][2]);
+          acc[ry][rx][3] = fmaf(in[3], w[kx].w, acc[ry][rx][3]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int ry = 0; ry < 2; ++ry) {
+#pragma unroll
+    for (int rx = 0; rx < 4; ++rx) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
+    }
+  }
+}
+
 // Asynchronous 16-byte global → shared copy (zero-filled when !valid), so a
 // tile's whole halo is in flight at once.
 __device__ inline void CopyAsync16(void* dst, const void* src, bool valid) {
@@ -61,6 +120,27 @@ __device__ inline void CopyAsyncCommit() {
 template <int kPending>
 __device__ inline void CopyAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Starts the asynchronous copy of a tile's halo, kHaloWidth² pixels from
+// (y0 − 2, x0 − 2) of V 16-byte vectors each, into shared memory with
+// kPixelStride elements a pixel; zeros outside the image. xb: the image's
+// first pixel at the channel group, P its channels.
+template <typename T, int kHaloWidth, int kPixelStride, int kThreadCount>
+__device__ inline void LoadHaloAsync(
+    T* hs, const T* xb, int H, int W, int P, int V, int y0, int x0) {
+  for (int i = threadIdx.x; i < kHaloWidth * kHaloWidth * V;
+       i += kThreadCount) {
+    const int p = i / V, v = i % V;
+    const int gy = y0 + p / kHaloWidth - kHalo,
+              gx = x0 + p % kHaloWidth - kHalo;
+    const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
+    CopyAsync16(
+        hs + p * kPixelStride + v * 8,
+        inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : xb,
+        inside);
+  }
+  CopyAsyncCommit();
 }
 
 // The tile shape and block size per padded channel count KP: 8×8 pixels for
@@ -161,78 +241,25 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
     const int y0 = (tile % per_image) / tiles_x * kTile;
     const int x0 = (tile % per_image) % tiles_x * kTile;
     __syncthreads();  // the last tile's epilogue is done with cs (= hs)
-    {
-      const T* xb = x + static_cast<size_t>(b) * H * W * P;
-      for (int i = threadIdx.x; i < L::kHaloPixels * V; i += kThreads) {
-        const int p = i / V, v = i % V;
-        const int gy = y0 + p / kHW - kHalo, gx = x0 + p % kHW - kHalo;
-        const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
-        CopyAsync16(
-            hs + p * P + v * 8,
-            inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : x,
-            inside);
-      }
-      CopyAsyncCommit();
-      CopyAsyncWait<0>();
-    }
+    LoadHaloAsync<T, kHW, P, kThreads>(
+        hs, x + static_cast<size_t>(b) * H * W * P, H, W, P, V, y0, x0);
+    CopyAsyncWait<0>();
     __syncthreads();
 
-    // Depthwise 5×5 + bias + ReLU, fp32 accumulation: a thread takes 4×2
-    // pixels × 4 channels, loads each tap row's weights once for its eight
-    // pixels and each input once per row for the four pixels of that row.
+    // Depthwise 5×5 + bias + ReLU into A, a thread 4×2 pixels × 4 channels.
     constexpr int kBlocksX = kTile / 4, kBlocks = kBlocksX * (kTile / 2);
     constexpr int Q = P / 4;  // 8-byte quarter vectors per pixel
     for (int i = threadIdx.x; i < kBlocks * Q; i += kThreads) {
       const int q = i / Q, h = i % Q;
       const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
       float acc[2][4][4];
-      {
-        const float4 bias = __ldg(reinterpret_cast<const float4*>(dw_b) + h);
-#pragma unroll
-        for (int ry = 0; ry < 2; ++ry) {
-#pragma unroll
-          for (int rx = 0; rx < 4; ++rx) {
-            acc[ry][rx][0] = bias.x, acc[ry][rx][1] = bias.y;
-            acc[ry][rx][2] = bias.z, acc[ry][rx][3] = bias.w;
-          }
-        }
-      }
-#pragma unroll
-      for (int ky = 0; ky < kKernel; ++ky) {
-        float4 w[kKernel];
-#pragma unroll
-        for (int kx = 0; kx < kKernel; ++kx) {
-          w[kx] = __ldg(
-              reinterpret_cast<const float4*>(dw_w + (ky * kKernel + kx) * P) +
-              h);
-        }
-#pragma unroll
-        for (int ry = 0; ry < 2; ++ry) {
-          const T* row = hs + ((qy + ry + ky) * kHW + qx) * P + h * 4;
-#pragma unroll
-          for (int c = 0; c < kKernel + 3; ++c) {
-            float in[4];
-            ToFloat4(*reinterpret_cast<const uint2*>(row + c * P), in, T());
-#pragma unroll
-            for (int rx = 0; rx < 4; ++rx) {
-              const int kx = c - rx;
-              if (kx < 0 || kx >= kKernel) continue;
-              acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
-              acc[ry][rx][1] = fmaf(in[1], w[kx].y, acc[ry][rx][1]);
-              acc[ry][rx][2] = fmaf(in[2], w[kx].z, acc[ry][rx][2]);
-              acc[ry][rx][3] = fmaf(in[3], w[kx].w, acc[ry][rx][3]);
-            }
-          }
-        }
-      }
+      DepthwiseReluTile<T, kHW, P>(
+          hs + (qy * kHW + qx) * P + h * 4, dw_w + h * 4, P, dw_b + h * 4, acc);
 #pragma unroll
       for (int ry = 0; ry < 2; ++ry) {
 #pragma unroll
         for (int rx = 0; rx < 4; ++rx) {
           const int p = (qy + ry) * kTile + qx + rx;
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
           reinterpret_cast<uint2*>(as + p * L::kLda)[h] =
               FromFloat4(acc[ry][rx], T());
         }
@@ -397,17 +424,8 @@ __global__ void __launch_bounds__(kDwThreads)
   const int c0 = blockIdx.y * kDwChunk;
   const int channels = min(kDwChunk, P - c0);  // a multiple of 8
   const int V = channels / 8;
-  const T* xb = x + static_cast<size_t>(b) * H * W * P + c0;
-  for (int i = threadIdx.x; i < kHW * kHW * V; i += kDwThreads) {
-    const int p = i / V, v = i % V;
-    const int gy = y0 + p / kHW - kHalo, gx = x0 + p % kHW - kHalo;
-    const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
-    CopyAsync16(
-        hs + p * kDwChunk + v * 8,
-        inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : x,
-        inside);
-  }
-  CopyAsyncCommit();
+  LoadHaloAsync<T, kHW, kDwChunk, kDwThreads>(
+      hs, x + static_cast<size_t>(b) * H * W * P + c0, H, W, P, V, y0, x0);
   CopyAsyncWait<0>();
   __syncthreads();
 
@@ -417,45 +435,11 @@ __global__ void __launch_bounds__(kDwThreads)
   if (h * 4 >= channels) return;
   const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
   float acc[2][4][4];
-  {
-    const float4 bias = __ldg(reinterpret_cast<const float4*>(dw_b + c0) + h);
-#pragma unroll
-    for (int ry = 0; ry < 2; ++ry) {
-#pragma unroll
-      for (int rx = 0; rx < 4; ++rx) {
-        acc[ry][rx][0] = bias.x, acc[ry][rx][1] = bias.y;
-        acc[ry][rx][2] = bias.z, acc[ry][rx][3] = bias.w;
-      }
-    }
-  }
-#pragma unroll
-  for (int ky = 0; ky < kKernel; ++ky) {
-    float4 w[kKernel];
-#pragma unroll
-    for (int kx = 0; kx < kKernel; ++kx) {
-      w[kx] = __ldg(
-          reinterpret_cast<const float4*>(dw_w + (ky * kKernel + kx) * P + c0) +
-          h);
-    }
-#pragma unroll
-    for (int ry = 0; ry < 2; ++ry) {
-      const T* row = hs + ((qy + ry + ky) * kHW + qx) * kDwChunk + h * 4;
-#pragma unroll
-      for (int c = 0; c < kKernel + 3; ++c) {
-        float in[4];
-        ToFloat4(*reinterpret_cast<const uint2*>(row + c * kDwChunk), in, T());
-#pragma unroll
-        for (int rx = 0; rx < 4; ++rx) {
-          const int kx = c - rx;
-          if (kx < 0 || kx >= kKernel) continue;
-          acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
-          acc[ry][rx][1] = fmaf(in[1], w[kx].y, acc[ry][rx][1]);
-          acc[ry][rx][2] = fmaf(in[2], w[kx].z, acc[ry][rx][2]);
-          acc[ry][rx][3] = fmaf(in[3], w[kx].w, acc[ry][rx][3]);
-        }
-      }
-    }
-  }
+  DepthwiseReluTile<T, kHW, kDwChunk>(hs + (qy * kHW + qx) * kDwChunk + h * 4,
+                                      dw_w + c0 + h * 4,
+                                      P,
+                                      dw_b + c0 + h * 4,
+                                      acc);
   T* yb = y + static_cast<size_t>(b) * H * W * P + c0 + h * 4;
 #pragma unroll
   for (int ry = 0; ry < 2; ++ry) {
@@ -463,8 +447,6 @@ __global__ void __launch_bounds__(kDwThreads)
     for (int rx = 0; rx < 4; ++rx) {
       const int gy = y0 + qy + ry, gx = x0 + qx + rx;
       if (gy >= H || gx >= W) continue;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
       *reinterpret_cast<uint2*>(yb + (static_cast<size_t>(gy) * W + gx) * P) =
           FromFloat4(acc[ry][rx], T());
     }
