@@ -562,6 +562,43 @@ __global__ void GridSampleIntoKernel(const T* __restrict__ y,
       make_uint4(lo.x, lo.y, hi.x, hi.y);
 }
 
+// `t` must be a contiguous `dtype` tensor of `sizes` on x's device; the
+// error names the function and the argument.
+void CheckArgument(const char* function,
+                   const char* name,
+                   const at::Tensor& t,
+                   const at::Tensor& x,
+                   at::ScalarType dtype,
+                   at::IntArrayRef sizes) {
+  TORCH_CHECK(t.device() == x.device() && t.scalar_type() == dtype &&
+                  t.is_contiguous() && t.sizes() == sizes,
+              function,
+              ": ",
+              name,
+              " must be a contiguous ",
+              dtype,
+              " tensor of size ",
+              sizes,
+              " on ",
+              x.device(),
+              ", got ",
+              t.scalar_type(),
+              " ",
+              t.sizes(),
+              " on ",
+              t.device());
+}
+
+// The kernel instance for x's storage dtype (fp16 or bf16), by a tag value.
+template <typename Launch>
+void ForStorageDtype(const at::Tensor& x, Launch&& launch) {
+  if (x.scalar_type() == at::kHalf) {
+    launch(__half());
+  } else {
+    launch(__nv_bfloat16());
+  }
+}
+
 }  // namespace
 
 bool RefinerBlockFusedSupported(int64_t channels,
@@ -591,39 +628,20 @@ void RefinerBlockFused(const at::Tensor& x,
               x.scalar_type(),
               " are not supported (fp16/bf16; 24, 40, 104, 112 or 144 "
               "channels)");
-  auto check = [&](const at::Tensor& t,
-                   at::ScalarType dtype,
-                   at::IntArrayRef sizes,
-                   const char* name) {
-    TORCH_CHECK(t.device() == x.device() && t.scalar_type() == dtype &&
-                    t.is_contiguous() && t.sizes() == sizes,
-                "RefinerBlockFused: ",
-                name,
-                " must be a contiguous ",
-                dtype,
-                " tensor of size ",
-                sizes,
-                " on ",
-                x.device(),
-                ", got ",
-                t.scalar_type(),
-                " ",
-                t.sizes());
-  };
-  check(dw_weight, at::kFloat, {kKernel * kKernel, P}, "dw_weight");
-  check(dw_bias, at::kFloat, {P}, "dw_bias");
-  check(pw_weight, x.scalar_type(), {P, P}, "pw_weight");
-  check(pw_bias, at::kFloat, {P}, "pw_bias");
-  check(y, x.scalar_type(), x.sizes(), "y");
+  const char* fn = "RefinerBlockFused";
+  CheckArgument(
+      fn, "dw_weight", dw_weight, x, at::kFloat, {kKernel * kKernel, P});
+  CheckArgument(fn, "dw_bias", dw_bias, x, at::kFloat, {P});
+  CheckArgument(fn, "pw_weight", pw_weight, x, x.scalar_type(), {P, P});
+  CheckArgument(fn, "pw_bias", pw_bias, x, at::kFloat, {P});
+  CheckArgument(fn, "y", y, x, x.scalar_type(), x.sizes());
   TORCH_CHECK(y.data_ptr() != x.data_ptr(),
               "RefinerBlockFused: y must not alias x (tiles read their "
               "neighbours' pixels)");
   const c10::cuda::CUDAGuard guard(x.device());
-  if (x.scalar_type() == at::kHalf) {
-    Dispatch<__half>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
-  } else {
-    Dispatch<__nv_bfloat16>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
-  }
+  ForStorageDtype(x, [&](auto tag) {
+    Dispatch<decltype(tag)>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+  });
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
@@ -650,21 +668,17 @@ void DepthwiseBiasRelu(const at::Tensor& x,
               " channels of ",
               x.scalar_type(),
               " are not supported (fp16/bf16, a multiple of 8)");
-  TORCH_CHECK(dw_weight.device() == x.device() &&
-                  dw_weight.scalar_type() == at::kFloat &&
-                  dw_weight.is_contiguous() &&
-                  dw_weight.sizes() == at::IntArrayRef({kKernel * kKernel, P}),
-              "DepthwiseBiasRelu: dw_weight must be float32 (25, P) on the "
-              "device");
-  TORCH_CHECK(dw_bias.device() == x.device() &&
-                  dw_bias.scalar_type() == at::kFloat &&
-                  dw_bias.is_contiguous() && dw_bias.numel() == P,
-              "DepthwiseBiasRelu: dw_bias must be float32 (P) on the device");
-  TORCH_CHECK(y.device() == x.device() && y.scalar_type() == x.scalar_type() &&
-                  y.is_contiguous() && y.sizes() == x.sizes() &&
-                  y.data_ptr() != x.data_ptr(),
-              "DepthwiseBiasRelu: y must be a contiguous tensor like x, not "
-              "aliasing it");
+  CheckArgument("DepthwiseBiasRelu",
+                "dw_weight",
+                dw_weight,
+                x,
+                at::kFloat,
+                {kKernel * kKernel, P});
+  CheckArgument("DepthwiseBiasRelu", "dw_bias", dw_bias, x, at::kFloat, {P});
+  CheckArgument("DepthwiseBiasRelu", "y", y, x, x.scalar_type(), x.sizes());
+  TORCH_CHECK(y.data_ptr() != x.data_ptr(),
+              "DepthwiseBiasRelu: y must not alias x (tiles read their "
+              "neighbours' pixels)");
   const c10::cuda::CUDAGuard guard(x.device());
   const int H = static_cast<int>(x.size(1)), W = static_cast<int>(x.size(2));
   const int tiles_x = (W + kDwTile - 1) / kDwTile;
@@ -675,27 +689,18 @@ void DepthwiseBiasRelu(const at::Tensor& x,
   if (x.numel() == 0) return;
   TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  if (x.scalar_type() == at::kHalf) {
-    DepthwiseBiasReluKernel<__half><<<grid, kDwThreads, 0, stream>>>(
-        reinterpret_cast<const __half*>(x.data_ptr()),
-        reinterpret_cast<__half*>(y.data_ptr()),
+  ForStorageDtype(x, [&](auto tag) {
+    using T = decltype(tag);
+    DepthwiseBiasReluKernel<T><<<grid, kDwThreads, 0, stream>>>(
+        reinterpret_cast<const T*>(x.data_ptr()),
+        reinterpret_cast<T*>(y.data_ptr()),
         dw_weight.data_ptr<float>(),
         dw_bias.data_ptr<float>(),
         H,
         W,
         static_cast<int>(P),
         tiles_x);
-  } else {
-    DepthwiseBiasReluKernel<__nv_bfloat16><<<grid, kDwThreads, 0, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
-        reinterpret_cast<__nv_bfloat16*>(y.data_ptr()),
-        dw_weight.data_ptr<float>(),
-        dw_bias.data_ptr<float>(),
-        H,
-        W,
-        static_cast<int>(P),
-        tiles_x);
-  }
+  });
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "DepthwiseBiasRelu: ", cudaGetErrorString(error));
@@ -710,16 +715,14 @@ at::Tensor RefinerOutConv(const at::Tensor& x,
       "RefinerOutConv: x must be a contiguous fp16/bf16 (B, H, W, P) "
       "CUDA tensor, P a multiple of 8");
   const int64_t P = x.size(3), out_dim = weight.size(0);
-  TORCH_CHECK(weight.device() == x.device() &&
-                  weight.scalar_type() == at::kFloat &&
-                  weight.is_contiguous() && weight.dim() == 2 &&
-                  weight.size(1) == P && out_dim >= 1 && out_dim <= kMaxOut,
-              "RefinerOutConv: weight must be float32 (out ≤ ",
+  TORCH_CHECK(out_dim >= 1 && out_dim <= kMaxOut,
+              "RefinerOutConv: at most ",
               kMaxOut,
-              ", P) on the device");
-  TORCH_CHECK(bias.device() == x.device() && bias.scalar_type() == at::kFloat &&
-                  bias.is_contiguous() && bias.numel() == out_dim,
-              "RefinerOutConv: bias must be float32 (out) on the device");
+              " outputs, got ",
+              out_dim);
+  CheckArgument(
+      "RefinerOutConv", "weight", weight, x, at::kFloat, {out_dim, P});
+  CheckArgument("RefinerOutConv", "bias", bias, x, at::kFloat, {out_dim});
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   at::Tensor out = at::empty({B, out_dim, H, W}, x.options().dtype(at::kFloat));
@@ -729,27 +732,18 @@ at::Tensor RefinerOutConv(const at::Tensor& x,
   const unsigned grid =
       static_cast<unsigned>((pixels * kOutLanes + kBlock - 1) / kBlock);
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  if (x.scalar_type() == at::kHalf) {
-    OutConvKernel<__half><<<grid, kBlock, 0, stream>>>(
-        reinterpret_cast<const __half*>(x.data_ptr()),
-        weight.data_ptr<float>(),
-        bias.data_ptr<float>(),
-        out.data_ptr<float>(),
-        pixels,
-        static_cast<int>(H * W),
-        static_cast<int>(P),
-        static_cast<int>(out_dim));
-  } else {
-    OutConvKernel<__nv_bfloat16><<<grid, kBlock, 0, stream>>>(
-        reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
-        weight.data_ptr<float>(),
-        bias.data_ptr<float>(),
-        out.data_ptr<float>(),
-        pixels,
-        static_cast<int>(H * W),
-        static_cast<int>(P),
-        static_cast<int>(out_dim));
-  }
+  ForStorageDtype(x, [&](auto tag) {
+    using T = decltype(tag);
+    OutConvKernel<T>
+        <<<grid, kBlock, 0, stream>>>(reinterpret_cast<const T*>(x.data_ptr()),
+                                      weight.data_ptr<float>(),
+                                      bias.data_ptr<float>(),
+                                      out.data_ptr<float>(),
+                                      pixels,
+                                      static_cast<int>(H * W),
+                                      static_cast<int>(P),
+                                      static_cast<int>(out_dim));
+  });
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "RefinerOutConv: ", cudaGetErrorString(error));
@@ -804,11 +798,7 @@ void GridSampleInto(const at::Tensor& y,
         static_cast<int>(channel_offset),
         total);
   };
-  if (y.scalar_type() == at::kHalf) {
-    launch(__half());
-  } else {
-    launch(__nv_bfloat16());
-  }
+  ForStorageDtype(y, launch);
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "GridSampleInto: ", cudaGetErrorString(error));
