@@ -163,8 +163,7 @@ MatchResult RegressionMatcherImpl::MatchBatched(
   set_prefix("p1.");
   FeaturePyramid coarse_pyramid =
       encoder_->forward(torch::cat({im_A_coarse, im_B_coarse}, 0), false);
-  FeaturePyramid fine_pyramid;
-  bool fine_pyramid_ready = false;
+  FeaturePyramid fine_pyramid;  // empty: Forward encodes
 #ifdef L2M_HAVE_CUDA_KERNELS
   std::optional<at::cuda::CUDAEvent> fine_done;
   if (config_.upsample_preds && im_A_up.is_cuda() && trace == nullptr) {
@@ -185,7 +184,6 @@ MatchResult RegressionMatcherImpl::MatchBatched(
       c10::cuda::CUDACachingAllocator::recordStream(f.storage().data_ptr(),
                                                     main);
     }
-    fine_pyramid_ready = true;
   }
 #endif
 
@@ -222,7 +220,7 @@ MatchResult RegressionMatcherImpl::MatchBatched(
                 &finest,
                 sizes.ScaleFactorUpsample(),
                 trace,
-                fine_pyramid_ready ? &fine_pyramid : nullptr);
+                fine_pyramid.empty() ? nullptr : &fine_pyramid);
     finest = fine.at(1);
   }
   set_prefix("final.");
