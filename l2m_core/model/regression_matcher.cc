@@ -119,12 +119,19 @@ Correspondences RegressionMatcherImpl::Forward(const torch::Tensor& im_A,
       trace->Put(s == 16 ? "enc.dino16" : "enc.vgg" + std::to_string(s), f);
     }
   }
-  // Symmetric: the batch [A, B] is the query of [A→B, B→A], and an empty
-  // support pyramid tells the decoder to swap halves after projecting.
+  // Symmetric: the batch [A, B] is the query of [A→B, B→A]. In inference an
+  // empty support pyramid tells the decoder to swap halves after projecting;
+  // in training the support is the swapped batch, projected on its own as in
+  // the reference, so the projections' BatchNorms update their running
+  // statistics twice a step, as there.
   FeaturePyramid f_q, f_s;
   for (const auto& [s, f] : pyramid) {
     if (config_.symmetric) {
       f_q[s] = f;
+      if (is_training()) {
+        auto halves = f.chunk(2, 0);
+        f_s[s] = torch::cat({halves[1], halves[0]}, 0);
+      }
     } else {
       auto halves = f.chunk(2, 0);
       f_q[s] = halves[0];
