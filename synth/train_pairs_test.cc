@@ -195,6 +195,12 @@ Consistency CheckConsistency(const TrainingPair& pair,
 
 TEST_F(TrainPairsTest, GtWarpIsPhotometricallyConsistent) {
   PhotoPairOptions options = Options();
+  // The photos by folder: their names (which seed each pair) are then
+  // relative, the same pairs in every run. Listed by path, the random temp
+  // folder name went into the seeds and a rare extreme pose failed the
+  // tolerances (~5 % of runs).
+  options.photos.clear();
+  options.image_dir = dir_.path();
   options.relight = false;
   options.photometric_jitter = false;
   const PhotoPairSource source(options);
