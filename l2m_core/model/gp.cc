@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace l2m {
@@ -18,28 +19,88 @@ torch::Tensor CosKernel(const torch::Tensor& x,
   return ((c - 1.0) / T).exp();
 }
 
+torch::Tensor BlockCholeskySolve(const torch::Tensor& L,
+                                 const torch::Tensor& f,
+                                 int64_t block) {
+  const int64_t B = L.size(0), n = L.size(1), k = n / block;
+  if (block < 1 || n % block != 0) {
+    throw std::invalid_argument("BlockCholeskySolve: block must divide n");
+  }
+  auto rows = [&](const torch::Tensor& t, int64_t i, int64_t j) {
+    return t.slice(1, i * block, j * block);
+  };
+  std::vector<torch::Tensor> diagonal;
+  for (int64_t i = 0; i < k; ++i) {
+    diagonal.push_back(rows(L, i, i + 1).slice(2, i * block, (i + 1) * block));
+  }
+  // (B, k, block, block): the inverses of the diagonal blocks.
+  const torch::Tensor inv =
+      torch::linalg_solve_triangular(
+          torch::stack(diagonal, 1),
+          torch::eye(block, L.options()).expand({B, k, block, block}),
+          /*upper=*/false)
+          .contiguous();
+  // L y = f, top down: y_i = D_i⁻¹ (f_i − L_{i,<i} y_{<i}).
+  torch::Tensor y = torch::empty_like(f);
+  for (int64_t i = 0; i < k; ++i) {
+    torch::Tensor r = rows(f, i, i + 1);
+    if (i > 0) {
+      r = torch::baddbmm(
+          r, rows(L, i, i + 1).slice(2, 0, i * block), rows(y, 0, i), 1, -1);
+    }
+    torch::Tensor out = rows(y, i, i + 1);
+    at::bmm_out(out, inv.select(1, i), r);
+  }
+  // Lᵀ x = y, bottom up: x_i = D_i⁻ᵀ (y_i − (L_{>i,i})ᵀ x_{>i}).
+  torch::Tensor x = torch::empty_like(f);
+  for (int64_t i = k - 1; i >= 0; --i) {
+    torch::Tensor r = rows(y, i, i + 1);
+    if (i < k - 1) {
+      r = torch::baddbmm(r,
+                         rows(L, i + 1, k)
+                             .slice(2, i * block, (i + 1) * block)
+                             .transpose(1, 2),
+                         rows(x, i + 1, k),
+                         1,
+                         -1);
+    }
+    torch::Tensor out = rows(x, i, i + 1);
+    at::bmm_out(out, inv.select(1, i).transpose(1, 2), r);
+  }
+  return x;
+}
+
 namespace {
 
-// A⁻¹ f for SPD A (B, n, n) on CUDA, the fastest of cuSOLVER's routes as
-// measured on an H200 at n = 1600 with 512 right-hand sides
-// (docs/PERFORMANCE.md, session 5): one or two matrices (a single pair)
-// factor and solve one by one (2.8 ms for two, against 7.6 ms for the
-// batched cholesky_solve; running the two on separate streams gained
-// nothing); more matrices factor batched and solve with two batched
-// triangular solves (7.9 ms for 16, against 18.8 ms).
+// Diagonal blocks of at most 256 rows for BlockCholeskySolve (n = 1600:
+// 8 of 200, the fastest on an H100 in a CUDA graph; 2304: 9 of 256).
+int64_t SolveBlock(int64_t n) {
+  for (int64_t k = (n + 255) / 256; k < n; ++k) {
+    if (n % k == 0) return n / k;
+  }
+  return 1;
+}
+
+// A⁻¹ f for SPD A (B, n, n) on CUDA, the fastest routes measured at
+// n = 1600 with 512 right-hand sides (docs/PERFORMANCE.md, sessions 5–6):
+// one or two matrices (a single pair) are factored one by one (batched
+// cuSOLVER took 7.6 ms against 2.8 for two; two streams gained nothing),
+// more in one batch; then BlockCholeskySolve (H100: 1.5 ms for two systems,
+// 0.6 in a CUDA graph, against 1.7 for cholesky_solve; 2.0 against 3.2 ms
+// for cuBLAS's triangular solves at 16).
 torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
                                 const torch::Tensor& f) {
+  torch::Tensor L;
   if (A.size(0) <= 2) {
-    std::vector<torch::Tensor> out;
+    std::vector<torch::Tensor> factors;
     for (int64_t b = 0; b < A.size(0); ++b) {
-      out.push_back(torch::cholesky_solve(
-          f[b], std::get<0>(at::linalg_cholesky_ex(A[b]))));
+      factors.push_back(std::get<0>(at::linalg_cholesky_ex(A[b])));
     }
-    return torch::stack(out);
+    L = torch::stack(factors);
+  } else {
+    L = std::get<0>(at::linalg_cholesky_ex(A));
   }
-  const torch::Tensor L = std::get<0>(at::linalg_cholesky_ex(A));
-  const torch::Tensor z = torch::linalg_solve_triangular(L, f, /*upper=*/false);
-  return torch::linalg_solve_triangular(L.transpose(1, 2), z, /*upper=*/true);
+  return BlockCholeskySolve(L, f, SolveBlock(A.size(1)));
 }
 
 }  // namespace

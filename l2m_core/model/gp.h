@@ -27,6 +27,16 @@ class GpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Gp);
 
+// A⁻¹ f = L⁻ᵀ L⁻¹ f for A = L Lᵀ, L (B, n, n) lower triangular, f (B, n, m),
+// by block substitution: the n / `block` diagonal blocks are inverted in one
+// batched triangular solve, then each of the 2·n / `block` steps is a GEMM.
+// cuBLAS's triangular solve walks 512 right-hand sides in 32-column panels
+// (1.6 ms for the two systems of a pair on an H100, n = 1600); this takes
+// 0.6 ms. `block` must divide n.
+torch::Tensor BlockCholeskySolve(const torch::Tensor& L,
+                                 const torch::Tensor& f,
+                                 int64_t block);
+
 // exp((cos_sim(x, y) − 1) / T) for x (B, N, D), y (B, M, D) → (B, N, M).
 torch::Tensor CosKernel(const torch::Tensor& x,
                         const torch::Tensor& y,
