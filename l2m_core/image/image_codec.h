@@ -5,6 +5,7 @@
 // by the on-the-fly training pairs (synth/train_pairs.h).
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,13 @@ struct RgbImage {
 // Decodes a JPEG file. Throws std::runtime_error naming the file when it is
 // missing or not a valid JPEG, or when l2m was built without libjpeg.
 RgbImage DecodeJpegFile(const std::string& path);
+
+// The same into memory the caller provides: once the header is read,
+// `destination(height, width)` returns room for height·width·3 bytes (RGB,
+// row-major), e.g. pinned memory the GPU uploads from without a copy.
+using JpegDestination = std::function<uint8_t*(int height, int width)>;
+void DecodeJpegFileInto(const std::string& path,
+                        const JpegDestination& destination);
 
 // Decodes a PNG file (grey, grey + alpha, RGB, RGBA, palette; 16-bit is
 // reduced to 8 bits, alpha dropped). Throws naming the file as above, or

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -69,6 +70,52 @@ TEST(ImageCodec, PngRoundTripIsExactAndJpegIsClose) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("text.png"), std::string::npos);
   }
+}
+
+// Into caller memory (the benchmark's pinned upload buffers) the pixels are
+// the plain decode's, for a height that is not a multiple of the 16 rows
+// read per call; a destination that throws stops the decode cleanly.
+TEST(JpegDecode, IntoCallerMemoryEqualsDecode) {
+  test::TempDir dir;
+  RgbImage image;
+  image.height = 37;
+  image.width = 53;
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      image.pixels.push_back(static_cast<uint8_t>(5 * x));
+      image.pixels.push_back(static_cast<uint8_t>(7 * y));
+      image.pixels.push_back(static_cast<uint8_t>((x * y) % 251));
+    }
+  }
+  const std::string path = dir.File("gradient.jpg");
+  try {
+    WriteJpegFile(path, image);
+  } catch (const std::runtime_error& e) {
+    GTEST_SKIP() << e.what();  // Built without libjpeg.
+  }
+  const RgbImage decoded = DecodeJpegFile(path);
+  std::vector<uint8_t> buffer;
+  int h = 0, w = 0;
+  DecodeJpegFileInto(path, [&](int height, int width) {
+    h = height;
+    w = width;
+    buffer.assign(static_cast<size_t>(height) * width * 3 + 7, 0xAB);
+    return buffer.data();
+  });
+  EXPECT_EQ(h, 37);
+  EXPECT_EQ(w, 53);
+  ASSERT_EQ(decoded.pixels.size() + 7, buffer.size());
+  EXPECT_TRUE(
+      std::equal(decoded.pixels.begin(), decoded.pixels.end(), buffer.begin()));
+  // Nothing written past the image.
+  for (size_t i = decoded.pixels.size(); i < buffer.size(); ++i) {
+    EXPECT_EQ(buffer[i], 0xAB);
+  }
+  EXPECT_THROW(DecodeJpegFileInto(path,
+                                  [](int, int) -> uint8_t* {
+                                    throw std::runtime_error("no room");
+                                  }),
+               std::runtime_error);
 }
 
 TEST(JpegDecode, BadFilesAreNamed) {
