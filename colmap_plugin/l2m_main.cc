@@ -346,6 +346,13 @@ int RunBench(int argc, char** argv) {
   options.AddBool("stage_breakdown",
                   &bench.stage_breakdown,
                   "Per-stage times (one extra synchronised run).");
+  options.AddBool("cuda_graph",
+                  &bench.cuda_graph,
+                  "Model alone also replayed as one CUDA graph per batch.");
+  options.AddBool("full_path_graph",
+                  &bench.full_path_graph,
+                  "CUDA full path: the model replayed as a CUDA graph, as "
+                  "`l2m match` runs it.");
   options.AddBool("gpu_preprocess",
                   &bench.gpu_preprocess,
                   "CUDA full path: resize on the GPU (bit-exact) instead of on "

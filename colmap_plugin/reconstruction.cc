@@ -116,6 +116,10 @@ void AddMatcherOptions(OptionManager* m,
   m->AddBool("L2m.cpu_huge_pages",
              &o->l2m.cpu_huge_pages,
              "CPU: huge-page allocator (faster first touch, memory reuse).");
+  m->AddBool("L2m.cuda_graph",
+             &o->l2m.cuda_graph,
+             "CUDA: replay the model as a CUDA graph (same results, less "
+             "launch overhead; keeps ~3 GiB of activations).");
   m->AddBool("Matching.as_dense",
              &matching->as_dense,
              "Treat a sparse matcher as dense (drop keypoint ids, jitter): "

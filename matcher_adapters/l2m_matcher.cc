@@ -3,6 +3,7 @@
 #include "l2m_core/image/preprocess.h"
 #include "l2m_core/match/warp_matches.h"
 #include "l2m_core/model/config.h"
+#include "l2m_core/model/match_graph.h"
 #include "l2m_core/model/model_util.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "l2m_core/util/cpu_allocator.h"
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -101,6 +103,7 @@ class L2mMatcher::Impl {
       // cuSOLVER's Cholesky for the GP (2x faster than MAGMA's, l2m bench).
       at::globalContext().setLinalgPreferredBackend(
           at::LinalgBackend::Cusolver);
+      if (options_.cuda_graph) graph_ = std::make_unique<MatchGraph>(model_);
     }
   }
 
@@ -115,7 +118,9 @@ class L2mMatcher::Impl {
     MatchResult result;
     {
       CudaAutocast autocast(dtype_);
-      result = model_->Match(in1.coarse, in2.coarse, in1.up, in2.up);
+      result = graph_ != nullptr
+                   ? graph_->Match(in1.coarse, in2.coarse, in1.up, in2.up)
+                   : model_->Match(in1.coarse, in2.coarse, in1.up, in2.up);
     }
     if (dense != nullptr) {
       const at::Tensor warp =
@@ -226,6 +231,7 @@ class L2mMatcher::Impl {
   torch::Device device_;
   at::ScalarType dtype_;
   RegressionMatcher model_;
+  std::unique_ptr<MatchGraph> graph_;  // CUDA with options.cuda_graph
   std::deque<Prepared> prepared_;
   std::mutex mutex_;
 };

@@ -4,7 +4,7 @@
 //                  [--device cuda] [--images A.jpg B.jpg] [--repeats N]
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
-//                  [--cuda_graph] [--threads N] [--cpu_huge_pages 0|1]
+//                  [--cuda_graph] [--no_full_graph] [--threads N] [--cpu_huge_pages 0|1]
 //                  [--cpu_preprocess] [--profile PREFIX]
 //                  [--output report.json]
 
@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
         if (key == "no_stages") options.stage_breakdown = false;
         if (key == "no_optimize") options.optimize = false;
         if (key == "cuda_graph") options.cuda_graph = true;
+        if (key == "no_full_graph") options.full_path_graph = false;
         if (key == "cpu_preprocess") options.gpu_preprocess = false;
         continue;
       }

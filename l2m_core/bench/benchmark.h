@@ -35,6 +35,9 @@ struct BenchmarkOptions {
   // Model alone also replayed as one CUDA graph per batch size (launch
   // overhead removed; CUDA only).
   bool cuda_graph = false;
+  // The full user path with the model replayed as a CUDA graph (MatchGraph,
+  // as `l2m match` runs it on CUDA); --no_full_graph runs it eagerly.
+  bool full_path_graph = true;
   // --device cpu: LibTorch's CPU allocator replaced by the huge-page one
   // (UseHugePageCpuAllocator; docs/PERFORMANCE.md has the measurement).
   // Once installed it stays for the rest of the process.
@@ -45,8 +48,9 @@ struct BenchmarkOptions {
   bool gpu_preprocess = true;
   // Non-empty: one more model-only run per preset, precision and batch size
   // under LibTorch's Kineto profiler, its Chrome trace written to
-  // PREFIX_<preset>_<precision>_b<batch>.json (GPU kernels with the stage
-  // scopes around them; scripts/bench/kernel_summary.py sums them).
+  // PREFIX_<preset>_<precision>_b<batch>.json, and of one full-path pair to
+  // PREFIX_<preset>_<precision>_full.json (GPU kernels with the stage scopes
+  // around them; scripts/bench/kernel_summary.py sums them).
   std::string profile_prefix;
 
   void Check() const;

@@ -14,6 +14,7 @@
 #include "l2m_core/model/refiner_block_cuda.h"
 #endif
 #include "l2m_core/model/local_correlation.h"
+#include "l2m_core/model/match_graph.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "tests/tensor_fixture.h"
 #include "tests/test_utils.h"
@@ -25,8 +26,11 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace l2m {
 namespace {
@@ -261,6 +265,73 @@ TEST_F(ModelParityTest, BatchedMatchesSingle) {
   const Comparison m = Compare(mirrored, ref.Get("final.warp").slice(1, 0, W));
   std::printf("[batched] pair 1 (mirrored) warp %.3e\n", m.max_err);
   EXPECT_LE(m.max_err, m.tol);
+}
+
+// MatchGraph gives the eager results bit for bit: on CUDA the first call
+// warms up, the second captures and replays, the third replays, in fp32 and
+// under fp16 autocast; on the CPU it runs eagerly.
+TEST_F(ModelParityTest, MatchGraphEqualsEager) {
+  L2M_REQUIRE_DEVICE();
+  L2M_REQUIRE_SHARED(shared);
+  const std::string dir = FixtureDir(shared);
+  LoadModel(dir, /*upsample_preds=*/true);
+  matcher_->OptimizeForInference(/*channels_last=*/true);
+  const TensorFixture ref = TensorFixture::Load(dir + "/run_main");
+  const torch::Tensor c = ref.Get("in.coarse").to(Device());
+  const torch::Tensor u = ref.Get("in.upsample").to(Device());
+  const bool cuda = Device().is_cuda();
+  for (const at::ScalarType dtype : {at::kFloat, at::kHalf}) {
+    if (dtype == at::kHalf && !cuda) continue;
+    std::optional<CudaAutocast> autocast;
+    if (dtype == at::kHalf) autocast.emplace(dtype);
+    MatchGraph graph(matcher_);
+    for (int call = 0; call < 3; ++call) {
+      // Inputs change between calls: a replay must read the new ones.
+      const torch::Tensor A = c.slice(0, call % 2, call % 2 + 1),
+                          B = c.slice(0, 1 - call % 2, 2 - call % 2);
+      const torch::Tensor A_up = u.slice(0, call % 2, call % 2 + 1),
+                          B_up = u.slice(0, 1 - call % 2, 2 - call % 2);
+      const MatchResult eager = matcher_->Match(A, B, A_up, B_up);
+      const MatchResult g = graph.Match(A, B, A_up, B_up);
+      EXPECT_EQ(graph.last_replayed(), cuda && call >= 1) << "call " << call;
+      EXPECT_TRUE(torch::equal(g.warp, eager.warp))
+          << "dtype " << dtype << ", call " << call;
+      EXPECT_TRUE(torch::equal(g.certainty, eager.certainty))
+          << "dtype " << dtype << ", call " << call;
+    }
+  }
+}
+
+// The GP's block substitution solves as cholesky_solve does, within fp32
+// rounding, on a kernel matrix of the real size (n = 1600, 8 blocks of 200).
+TEST(ModelParityGp, BlockCholeskySolveMatchesCholeskySolve) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const int64_t n = 1600, m = 64;
+  const auto opts = torch::dtype(torch::kFloat).device(Device());
+  const torch::Tensor y = torch::randn({2, n, 32}, opts);
+  const torch::Tensor A =
+      CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, opts).unsqueeze(0);
+  const torch::Tensor f = torch::randn({2, n, m}, opts);
+  const torch::Tensor L = torch::linalg_cholesky(A);
+  const torch::Tensor ref =
+      torch::cholesky_solve(f.to(torch::kDouble), L.to(torch::kDouble));
+  for (const int64_t block : {n, int64_t{200}, int64_t{320}}) {
+    const torch::Tensor x = BlockCholeskySolve(L, f, block);
+    const double err = (x.to(torch::kDouble) - ref).abs().max().item<double>() /
+                       ref.abs().max().item<double>();
+    const torch::Tensor fp32 = torch::cholesky_solve(f, L);
+    const double fp32_err =
+        (fp32.to(torch::kDouble) - ref).abs().max().item<double>() /
+        ref.abs().max().item<double>();
+    std::printf("[gp] block %ld: rel err %.2e (cholesky_solve fp32 %.2e)\n",
+                static_cast<long>(block),
+                err,
+                fp32_err);
+    // Same order as LAPACK/cuSOLVER's own fp32 solve.
+    EXPECT_LE(err, 10 * fp32_err + 1e-6) << "block " << block;
+  }
+  EXPECT_THROW(BlockCholeskySolve(L, f, 300), std::invalid_argument);
 }
 
 // The Cholesky option of the GP stays within tolerance of the reference's
@@ -519,46 +590,47 @@ TEST(GridSampleIntoCuda, MatchesGridSample) {
   torch::manual_seed(0);
   namespace F = torch::nn::functional;
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
-    const double u =
-        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
-    const torch::Tensor y = torch::randn({2, 16, 9, 14}, cuda)
-                                .to(dtype)
-                                .contiguous(at::MemoryFormat::ChannelsLast);
-    const torch::Tensor grid =
-        (torch::rand({2, 6, 11, 2}, cuda) * 2.4 - 1.2).to(dtype);
-    ASSERT_TRUE(internal::GridSampleIntoSupported(y, dtype));
-    torch::Tensor dest = torch::full({2, 6, 11, 40}, 7.0, cuda.dtype(dtype));
-    internal::GridSampleInto(y, grid, dest, 8);
-    const torch::Tensor ref = F::grid_sample(y,
-                                             grid,
-                                             F::GridSampleFuncOptions()
-                                                 .mode(torch::kBilinear)
-                                                 .padding_mode(torch::kZeros)
-                                                 .align_corners(false))
-                                  .permute({0, 2, 3, 1})
-                                  .to(torch::kFloat);
-    const torch::Tensor got = dest.narrow(3, 8, 16).to(torch::kFloat);
-    const double err = (got - ref).abs().max().item<double>();
-    std::printf("[grid sample into %s] max|err| %.3e\n",
-                dtype == torch::kHalf ? "fp16" : "bf16",
-                err);
-    EXPECT_LE(err, u * ref.abs().max().item<double>()) << dtype;
-    EXPECT_TRUE(torch::all(dest.narrow(3, 0, 8) == 7).item<bool>());
-    EXPECT_TRUE(torch::all(dest.narrow(3, 24, 16) == 7).item<bool>());
+  for (const auto& [C, offset] :
+       {std::pair<int64_t, int64_t>{16, 8}, {8, 24}}) {
+    for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+      const double u =
+          dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+      const torch::Tensor y = torch::randn({2, C, 9, 14}, cuda)
+                                  .to(dtype)
+                                  .contiguous(at::MemoryFormat::ChannelsLast);
+      const torch::Tensor grid =
+          (torch::rand({2, 6, 11, 2}, cuda) * 2.4 - 1.2).to(dtype);
+      ASSERT_TRUE(internal::GridSampleIntoSupported(y, dtype));
+      torch::Tensor dest = torch::full({2, 6, 11, 40}, 7.0, cuda.dtype(dtype));
+      internal::GridSampleInto(y, grid, dest, offset);
+      const torch::Tensor ref = F::grid_sample(y,
+                                               grid,
+                                               F::GridSampleFuncOptions()
+                                                   .mode(torch::kBilinear)
+                                                   .padding_mode(torch::kZeros)
+                                                   .align_corners(false))
+                                    .permute({0, 2, 3, 1})
+                                    .to(torch::kFloat);
+      const torch::Tensor got = dest.narrow(3, offset, C).to(torch::kFloat);
+      const double err = (got - ref).abs().max().item<double>();
+      std::printf("[grid sample into %s, %ld channels] max|err| %.3e\n",
+                  dtype == torch::kHalf ? "fp16" : "bf16",
+                  static_cast<long>(C),
+                  err);
+      EXPECT_LE(err, u * ref.abs().max().item<double>()) << dtype;
+      EXPECT_TRUE(torch::all(dest.narrow(3, 0, offset) == 7).item<bool>());
+      EXPECT_TRUE(torch::all(dest.narrow(3, offset + C, 40 - offset - C) == 7)
+                      .item<bool>());
+    }
   }
   EXPECT_FALSE(internal::GridSampleIntoSupported(
       torch::zeros({1, 9, 4, 4}, cuda.dtype(torch::kHalf))
           .contiguous(at::MemoryFormat::ChannelsLast),
       torch::kHalf));
+  EXPECT_FALSE(internal::GridSampleIntoSupported(
+      torch::zeros({1, 16, 4, 4}, cuda.dtype(torch::kHalf)), torch::kHalf));
 }
 
-// The one-kernel refiner block against its definition in float64 on the CPU
-// (depthwise 5×5 + bias, ReLU, 1×1 + bias), on sizes that leave partial
-// tiles, for channel counts on each tile shape and with K padding. The only
-// roundings the kernel may add are the depthwise output's and the result's
-// to the storage dtype (unit roundoff u), so every element must lie within
-// u·(|W|·|a| + |y|) of the float64 value, plus fp32 accumulation slack.
 TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {
   L2M_REQUIRE_DEVICE();
   torch::manual_seed(0);

@@ -1,0 +1,99 @@
+// GPU timing of l2m's refiner kernels at the shapes the shipped presets run
+// (not a test; CUDA builds only): each kernel alone, median of repeated
+// launches, with the bytes it must move and the bandwidth that implies.
+// Usage: l2m_kernel_bench [pairs=8] [repeats=20]
+
+#include "l2m_core/model/refiner_block_cuda.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cuda_runtime.h>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Case {
+  const char* name;
+  bool fused;  // RefinerBlockFused, else DepthwiseBiasRelu
+  int size;    // H = W
+  int channels;
+};
+
+// RoMa / L2M at 560/864: the upsample pass's scales 2 and 1 (one kernel a
+// block), and the wide blocks' depthwise at each scale of both passes.
+const Case kCases[] = {
+    {"fused s2 864", true, 432, 144},
+    {"fused s1 864", true, 864, 24},
+    {"fused s2 560", true, 280, 144},
+    {"fused s1 560", true, 560, 24},
+    {"dw s4 864", false, 216, 576},
+    {"dw s8 864", false, 108, 1144},
+    {"dw s4 560", false, 140, 576},
+    {"dw s8 560", false, 70, 1144},
+    {"dw s16 560", false, 35, 1384},
+};
+
+double MedianMs(int repeats, const std::function<void()>& fn) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  fn();  // warm-up (and lazy attribute setting)
+  std::vector<float> ms;
+  for (int i = 0; i < repeats; ++i) {
+    cudaEventRecord(start, stream);
+    fn();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float t = 0;
+    cudaEventElapsedTime(&t, start, stop);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!torch::cuda::is_available()) {
+    std::fprintf(stderr, "l2m_kernel_bench: no CUDA device\n");
+    return 1;
+  }
+  const int pairs = argc > 1 ? std::atoi(argv[1]) : 8;
+  const int repeats = argc > 2 ? std::atoi(argv[2]) : 20;
+  torch::NoGradGuard no_grad;
+  const auto f16 = torch::dtype(torch::kHalf).device(torch::kCUDA);
+  const auto f32 = torch::dtype(torch::kFloat).device(torch::kCUDA);
+  for (const Case& c : kCases) {
+    const int64_t B = 2 * pairs, P = c.channels;
+    const at::Tensor x = torch::randn({B, c.size, c.size, P}, f16);
+    at::Tensor y = torch::empty_like(x);
+    const at::Tensor dw_w = torch::randn({25, P}, f32) * 0.1;
+    const at::Tensor dw_b = torch::randn({P}, f32) * 0.1;
+    const at::Tensor pw_w = (torch::randn({P, P}, f32) * 0.1).to(torch::kHalf);
+    const at::Tensor pw_b = torch::randn({P}, f32) * 0.1;
+    const double ms = MedianMs(repeats, [&] {
+      if (c.fused) {
+        l2m::internal::RefinerBlockFused(x, dw_w, dw_b, pw_w, pw_b, y);
+      } else {
+        l2m::internal::DepthwiseBiasRelu(x, dw_w, dw_b, y);
+      }
+    });
+    const double bytes = 2.0 * x.numel() * x.element_size();  // read + write
+    std::printf("%-14s %2d pairs: %8.3f ms/block  %6.0f GB/s\n",
+                c.name,
+                pairs,
+                ms,
+                bytes / (ms * 1e-3) / 1e9);
+  }
+  return 0;
+}
