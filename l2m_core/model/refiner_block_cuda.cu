@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <iterator>
 #include <mma.h>
+#include <type_traits>
 
 namespace l2m {
 namespace internal {
@@ -47,23 +48,24 @@ __device__ inline uint2 FromFloat4(const float* f, __nv_bfloat16) {
   return raw;
 }
 
-// relu(depthwise 5×5 + bias) of one thread's 4×2 pixels × 4 channels, fp32,
-// from a halo tile in shared memory: kHaloWidth pixels a row, kPixelStride
-// elements a pixel, `window` at the channel group of the thread's top-left
-// input pixel; `taps` (25 rows of tap_stride floats) and `bias` at the same
-// channel group. The tap row's weights load once for the eight pixels and
-// each input once per row for the four pixels of that row.
-template <typename T, int kHaloWidth, int kPixelStride>
+// relu(depthwise 5×5 + bias) of one thread's kRows × kCols pixels × 4
+// channels, fp32, from a halo tile in shared memory: kHaloWidth pixels a
+// row, kPixelStride elements a pixel, `window` at the channel group of the
+// thread's top-left input pixel; `taps` (25 rows of tap_stride floats) and
+// `bias` at the same channel group. A tap row's weights load once for all
+// the thread's pixels and each input once per tap row for the kCols pixels
+// of its row, so a wide, flat tile reads the fewest inputs a pixel.
+template <typename T, int kHaloWidth, int kPixelStride, int kRows, int kCols>
 __device__ inline void DepthwiseReluTile(const T* window,
                                          const float* taps,
                                          int tap_stride,
                                          const float* bias,
-                                         float (&acc)[2][4][4]) {
+                                         float (&acc)[kRows][kCols][4]) {
   const float4 b = __ldg(reinterpret_cast<const float4*>(bias));
 #pragma unroll
-  for (int ry = 0; ry < 2; ++ry) {
+  for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
-    for (int rx = 0; rx < 4; ++rx) {
+    for (int rx = 0; rx < kCols; ++rx) {
       acc[ry][rx][0] = b.x, acc[ry][rx][1] = b.y;
       acc[ry][rx][2] = b.z, acc[ry][rx][3] = b.w;
     }
@@ -77,15 +79,15 @@ __device__ inline void DepthwiseReluTile(const T* window,
                                                                tap_stride));
     }
 #pragma unroll
-    for (int ry = 0; ry < 2; ++ry) {
+    for (int ry = 0; ry < kRows; ++ry) {
       const T* row = window + (ry + ky) * kHaloWidth * kPixelStride;
 #pragma unroll
-      for (int c = 0; c < kKernel + 3; ++c) {
+      for (int c = 0; c < kKernel + kCols - 1; ++c) {
         float in[4];
         ToFloat4(
             *reinterpret_cast<const uint2*>(row + c * kPixelStride), in, T());
 #pragma unroll
-        for (int rx = 0; rx < 4; ++rx) {
+        for (int rx = 0; rx < kCols; ++rx) {
           const int kx = c - rx;
           if (kx < 0 || kx >= kKernel) continue;
           acc[ry][rx][0] = fmaf(in[0], w[kx].x, acc[ry][rx][0]);
@@ -97,9 +99,9 @@ __device__ inline void DepthwiseReluTile(const T* window,
     }
   }
 #pragma unroll
-  for (int ry = 0; ry < 2; ++ry) {
+  for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
-    for (int rx = 0; rx < 4; ++rx) {
+    for (int rx = 0; rx < kCols; ++rx) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
     }
@@ -122,18 +124,20 @@ __device__ inline void CopyAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// Starts the asynchronous copy of a tile's halo, kHaloWidth² pixels from
-// (y0 − 2, x0 − 2) of V 16-byte vectors each, into shared memory with
+// Starts the asynchronous copy of a tile's halo, kHaloH × kHaloW pixels
+// from (y0 − 2, x0 − 2) of V 16-byte vectors each, into shared memory with
 // kPixelStride elements a pixel; zeros outside the image. xb: the image's
 // first pixel at the channel group, P its channels.
-template <typename T, int kHaloWidth, int kPixelStride, int kThreadCount>
+template <typename T,
+          int kHaloH,
+          int kHaloW,
+          int kPixelStride,
+          int kThreadCount>
 __device__ inline void LoadHaloAsync(
     T* hs, const T* xb, int H, int W, int P, int V, int y0, int x0) {
-  for (int i = threadIdx.x; i < kHaloWidth * kHaloWidth * V;
-       i += kThreadCount) {
+  for (int i = threadIdx.x; i < kHaloH * kHaloW * V; i += kThreadCount) {
     const int p = i / V, v = i % V;
-    const int gy = y0 + p / kHaloWidth - kHalo,
-              gx = x0 + p % kHaloWidth - kHalo;
+    const int gy = y0 + p / kHaloW - kHalo, gx = x0 + p % kHaloW - kHalo;
     const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
     CopyAsync16(
         hs + p * kPixelStride + v * 8,
@@ -189,7 +193,8 @@ struct Layout {
 // A persistent grid: each block loads the weights once, then walks the
 // (batch, tile row, tile column) tiles in raster order, so neighbouring
 // tiles (which share halo rows) run at about the same time and the halo
-// re-reads hit L2.
+// re-reads hit L2. A thread's depthwise tile is 2 × 4 pixels (1 × 8 was
+// 0–6 % slower here, l2m_kernel_bench on an H100).
 template <typename T, int P>
 __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
                                   Shape<Layout<T, P>::KP>::kMinBlocks)
@@ -241,24 +246,26 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
     const int y0 = (tile % per_image) / tiles_x * kTile;
     const int x0 = (tile % per_image) % tiles_x * kTile;
     __syncthreads();  // the last tile's epilogue is done with cs (= hs)
-    LoadHaloAsync<T, kHW, P, kThreads>(
+    LoadHaloAsync<T, kHW, kHW, P, kThreads>(
         hs, x + static_cast<size_t>(b) * H * W * P, H, W, P, V, y0, x0);
     CopyAsyncWait<0>();
     __syncthreads();
 
-    // Depthwise 5×5 + bias + ReLU into A, a thread 4×2 pixels × 4 channels.
-    constexpr int kBlocksX = kTile / 4, kBlocks = kBlocksX * (kTile / 2);
+    // Depthwise 5×5 + bias + ReLU into A, a thread 8 pixels × 4 channels.
+    constexpr int kRows = 2, kCols = 4;
+    constexpr int kBlocksX = kTile / kCols,
+                  kBlocks = kBlocksX * (kTile / kRows);
     constexpr int Q = P / 4;  // 8-byte quarter vectors per pixel
     for (int i = threadIdx.x; i < kBlocks * Q; i += kThreads) {
       const int q = i / Q, h = i % Q;
-      const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
-      float acc[2][4][4];
-      DepthwiseReluTile<T, kHW, P>(
+      const int qy = q / kBlocksX * kRows, qx = q % kBlocksX * kCols;
+      float acc[kRows][kCols][4];
+      DepthwiseReluTile<T, kHW, P, kRows, kCols>(
           hs + (qy * kHW + qx) * P + h * 4, dw_w + h * 4, P, dw_b + h * 4, acc);
 #pragma unroll
-      for (int ry = 0; ry < 2; ++ry) {
+      for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
-        for (int rx = 0; rx < 4; ++rx) {
+        for (int rx = 0; rx < kCols; ++rx) {
           const int p = (qy + ry) * kTile + qx + rx;
           reinterpret_cast<uint2*>(as + p * L::kLda)[h] =
               FromFloat4(acc[ry][rx], T());
@@ -400,15 +407,19 @@ void Dispatch(const at::Tensor& x,
 }
 
 // Depthwise 5×5 + bias + ReLU alone, for the wide blocks (hundreds of
-// channels, where the 1×1 stays a cuBLAS GEMM): an 8×8-pixel tile × 64
-// channels a block, its halo in shared memory, a thread 4×2 pixels × 4
-// channels as in the fused kernel; the ReLU'd result goes straight to y.
-constexpr int kDwTile = 8;
-constexpr int kDwChunk = 64;  // channels a block
-constexpr int kDwThreads = (kDwTile / 4) * (kDwTile / 2) * (kDwChunk / 4);
+// channels, where the 1×1 stays a cuBLAS GEMM): a kTileH × kTileW-pixel
+// tile × kChunk channels a block, its halo in shared memory, a thread
+// 8 pixels × 4 channels as in the fused kernel; the ReLU'd result goes
+// straight to y.
+template <int kTileH_, int kTileW_, int kChunk_, int kRows_>
+struct DwShape {
+  static constexpr int kTileH = kTileH_, kTileW = kTileW_, kChunk = kChunk_;
+  static constexpr int kRows = kRows_, kCols = 8 / kRows_;
+  static constexpr int kThreads = (kTileH * kTileW / 8) * (kChunk / 4);
+};
 
-template <typename T>
-__global__ void __launch_bounds__(kDwThreads)
+template <typename T, typename S>
+__global__ void __launch_bounds__(S::kThreads)
     DepthwiseBiasReluKernel(const T* __restrict__ x,
                             T* __restrict__ y,
                             const float* __restrict__ dw_w,
@@ -417,34 +428,35 @@ __global__ void __launch_bounds__(kDwThreads)
                             int W,
                             int P,
                             int tiles_x) {
-  constexpr int kHW = kDwTile + 2 * kHalo;
-  __shared__ __align__(16) T hs[kHW * kHW * kDwChunk];
+  constexpr int kHH = S::kTileH + 2 * kHalo, kHW = S::kTileW + 2 * kHalo;
+  __shared__ __align__(16) T hs[kHH * kHW * S::kChunk];
   const int tile = blockIdx.x, b = blockIdx.z;
-  const int y0 = tile / tiles_x * kDwTile, x0 = tile % tiles_x * kDwTile;
-  const int c0 = blockIdx.y * kDwChunk;
-  const int channels = min(kDwChunk, P - c0);  // a multiple of 8
+  const int y0 = tile / tiles_x * S::kTileH, x0 = tile % tiles_x * S::kTileW;
+  const int c0 = blockIdx.y * S::kChunk;
+  const int channels = min(S::kChunk, P - c0);  // a multiple of 8
   const int V = channels / 8;
-  LoadHaloAsync<T, kHW, kDwChunk, kDwThreads>(
+  LoadHaloAsync<T, kHH, kHW, S::kChunk, S::kThreads>(
       hs, x + static_cast<size_t>(b) * H * W * P + c0, H, W, P, V, y0, x0);
   CopyAsyncWait<0>();
   __syncthreads();
 
-  constexpr int kBlocksX = kDwTile / 4;
-  constexpr int kQ = kDwChunk / 4;
+  constexpr int kBlocksX = S::kTileW / S::kCols;
+  constexpr int kQ = S::kChunk / 4;
   const int q = threadIdx.x / kQ, h = threadIdx.x % kQ;
   if (h * 4 >= channels) return;
-  const int qy = q / kBlocksX * 2, qx = q % kBlocksX * 4;
-  float acc[2][4][4];
-  DepthwiseReluTile<T, kHW, kDwChunk>(hs + (qy * kHW + qx) * kDwChunk + h * 4,
-                                      dw_w + c0 + h * 4,
-                                      P,
-                                      dw_b + c0 + h * 4,
-                                      acc);
+  const int qy = q / kBlocksX * S::kRows, qx = q % kBlocksX * S::kCols;
+  float acc[S::kRows][S::kCols][4];
+  DepthwiseReluTile<T, kHW, S::kChunk, S::kRows, S::kCols>(
+      hs + (qy * kHW + qx) * S::kChunk + h * 4,
+      dw_w + c0 + h * 4,
+      P,
+      dw_b + c0 + h * 4,
+      acc);
   T* yb = y + static_cast<size_t>(b) * H * W * P + c0 + h * 4;
 #pragma unroll
-  for (int ry = 0; ry < 2; ++ry) {
+  for (int ry = 0; ry < S::kRows; ++ry) {
 #pragma unroll
-    for (int rx = 0; rx < 4; ++rx) {
+    for (int rx = 0; rx < S::kCols; ++rx) {
       const int gy = y0 + qy + ry, gx = x0 + qx + rx;
       if (gy >= H || gx >= W) continue;
       *reinterpret_cast<uint2*>(yb + (static_cast<size_t>(gy) * W + gx) * P) =
@@ -453,14 +465,42 @@ __global__ void __launch_bounds__(kDwThreads)
   }
 }
 
+template <typename S>
+void LaunchDepthwiseBiasRelu(const at::Tensor& x,
+                             const at::Tensor& dw_weight,
+                             const at::Tensor& dw_bias,
+                             at::Tensor& y) {
+  const int H = static_cast<int>(x.size(1)), W = static_cast<int>(x.size(2));
+  const int P = static_cast<int>(x.size(3));
+  const int tiles_x = (W + S::kTileW - 1) / S::kTileW;
+  const int tiles_y = (H + S::kTileH - 1) / S::kTileH;
+  const dim3 grid(static_cast<unsigned>(tiles_x * tiles_y),
+                  static_cast<unsigned>((P + S::kChunk - 1) / S::kChunk),
+                  static_cast<unsigned>(x.size(0)));
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  ForStorageDtype(x, [&](auto tag) {
+    using T = decltype(tag);
+    DepthwiseBiasReluKernel<T, S><<<grid, S::kThreads, 0, stream>>>(
+        reinterpret_cast<const T*>(x.data_ptr()),
+        reinterpret_cast<T*>(y.data_ptr()),
+        dw_weight.data_ptr<float>(),
+        dw_bias.data_ptr<float>(),
+        H,
+        W,
+        P,
+        tiles_x);
+  });
+}
+
 // The refiner's out_conv (a 1×1 conv to a few channels) in float32 from the
-// low-precision activations, reading them once: 8 lanes per pixel, each
-// lane 8 channels at a time, a shuffle reduction. LibTorch would first
-// write a float32 copy of the activations for its fp32 GEMM.
-constexpr int kOutLanes = 8;
+// low-precision activations, reading them once: kLanes lanes per pixel,
+// each lane 8 channels at a time, a shuffle reduction. LibTorch would first
+// write a float32 copy of the activations for its fp32 GEMM. Narrow
+// activations (≤ 64 channels) take one lane a pixel: with 8, scale 1's
+// 3 vectors a pixel left 5 lanes idle (0.18 ms at 864², 200 GB/s).
 constexpr int kMaxOut = kRefinerOutConvMaxOut;
 
-template <typename T>
+template <typename T, int kOutLanes>
 __global__ void OutConvKernel(const T* __restrict__ x,
                               const float* __restrict__ w,
                               const float* __restrict__ bias,
@@ -680,27 +720,12 @@ void DepthwiseBiasRelu(const at::Tensor& x,
               "DepthwiseBiasRelu: y must not alias x (tiles read their "
               "neighbours' pixels)");
   const c10::cuda::CUDAGuard guard(x.device());
-  const int H = static_cast<int>(x.size(1)), W = static_cast<int>(x.size(2));
-  const int tiles_x = (W + kDwTile - 1) / kDwTile;
-  const int tiles_y = (H + kDwTile - 1) / kDwTile;
-  const dim3 grid(static_cast<unsigned>(tiles_x * tiles_y),
-                  static_cast<unsigned>((P + kDwChunk - 1) / kDwChunk),
-                  static_cast<unsigned>(x.size(0)));
   if (x.numel() == 0) return;
   TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  ForStorageDtype(x, [&](auto tag) {
-    using T = decltype(tag);
-    DepthwiseBiasReluKernel<T><<<grid, kDwThreads, 0, stream>>>(
-        reinterpret_cast<const T*>(x.data_ptr()),
-        reinterpret_cast<T*>(y.data_ptr()),
-        dw_weight.data_ptr<float>(),
-        dw_bias.data_ptr<float>(),
-        H,
-        W,
-        static_cast<int>(P),
-        tiles_x);
-  });
+  // 8×8 pixels × 64 channels a block, a thread 1×8 pixels: 2–11 % faster
+  // than 2×4 pixels a thread, and than 8×16 or 16×16 tiles (fewer blocks in
+  // flight), l2m_kernel_bench on an H100.
+  LaunchDepthwiseBiasRelu<DwShape<8, 8, 64, 1>>(x, dw_weight, dw_bias, y);
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "DepthwiseBiasRelu: ", cudaGetErrorString(error));
@@ -729,12 +754,13 @@ at::Tensor RefinerOutConv(const at::Tensor& x,
   const long long pixels = B * H * W;
   if (pixels == 0) return out;
   constexpr int kBlock = 256;
-  const unsigned grid =
-      static_cast<unsigned>((pixels * kOutLanes + kBlock - 1) / kBlock);
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  ForStorageDtype(x, [&](auto tag) {
+  auto launch = [&](auto tag, auto lanes) {
     using T = decltype(tag);
-    OutConvKernel<T>
+    constexpr int kLanes = decltype(lanes)::value;
+    const unsigned grid =
+        static_cast<unsigned>((pixels * kLanes + kBlock - 1) / kBlock);
+    OutConvKernel<T, kLanes>
         <<<grid, kBlock, 0, stream>>>(reinterpret_cast<const T*>(x.data_ptr()),
                                       weight.data_ptr<float>(),
                                       bias.data_ptr<float>(),
@@ -743,6 +769,13 @@ at::Tensor RefinerOutConv(const at::Tensor& x,
                                       static_cast<int>(H * W),
                                       static_cast<int>(P),
                                       static_cast<int>(out_dim));
+  };
+  ForStorageDtype(x, [&](auto tag) {
+    if (P <= 64) {
+      launch(tag, std::integral_constant<int, 1>());
+    } else {
+      launch(tag, std::integral_constant<int, 8>());
+    }
   });
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
