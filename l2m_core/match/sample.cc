@@ -46,6 +46,21 @@ c10::optional<at::Generator> MakeGenerator(const std::optional<uint64_t>& seed,
 
 }  // namespace
 
+namespace internal {
+
+at::Tensor MultinomialWithoutReplacement(const at::Tensor& weights,
+                                         int64_t n,
+                                         c10::optional<at::Generator> gen) {
+  if (!weights.is_cuda() || n < 2) {
+    return torch::multinomial(weights, n, /*replacement=*/false, gen);
+  }
+  at::Tensor q = at::empty_like(weights).exponential_(1, gen);
+  at::div_out(q, weights, q);
+  return std::get<1>(at::topk(q, n));
+}
+
+}  // namespace internal
+
 void KdeOptions::Check() const {
   if (!(std > 0)) {
     throw std::invalid_argument("KdeOptions: std must be > 0");
@@ -231,21 +246,38 @@ SampledMatches Sample(const at::Tensor& warp,
     cert.masked_fill_(cert > options.sample_thresh, 1);
   }
   const at::Tensor matches = warp.reshape({-1, 4});
-  if (!(cert.sum().item<double>() > 0)) {
-    throw std::runtime_error("Sample: every certainty is 0, nothing to sample");
-  }
+  // On the CPU torch::multinomial checks the weights itself; on CUDA its
+  // checks are two host syncs a call, so the weights are checked once, at
+  // the end, after every kernel is queued.
+  auto check = [&] {
+    const at::Tensor ok =
+        torch::stack(
+            {(cert >= 0).all(), at::isfinite(cert).all(), cert.sum() > 0})
+            .to(torch::kCPU);
+    if (!(ok[0].item<bool>() && ok[1].item<bool>())) {
+      throw std::runtime_error(
+          "Sample: certainties must be finite and non-negative");
+    }
+    if (!ok[2].item<bool>()) {
+      throw std::runtime_error(
+          "Sample: every certainty is 0, nothing to sample");
+    }
+  };
+  const bool cuda = cert.is_cuda();
+  if (!cuda) check();
 
   c10::optional<at::Generator> gen = MakeGenerator(options.seed, cert.device());
   const int64_t n = cert.numel();
   const int64_t expansion = balanced ? 4 : 1;
-  const at::Tensor good = torch::multinomial(
-      cert, std::min(expansion * num, n), /*replacement=*/false, gen);
+  const at::Tensor good = internal::MultinomialWithoutReplacement(
+      cert, std::min(expansion * num, n), gen);
   at::Tensor good_matches = matches.index_select(0, good);
   at::Tensor good_cert = cert.index_select(0, good);
   if (!balanced) {
     if (kde_stats != nullptr) {
       *kde_stats = KdeStats();
     }
+    if (cuda) check();
     return {good_matches, good_cert, good};
   }
 
@@ -254,8 +286,9 @@ SampledMatches Sample(const at::Tensor& warp,
   at::Tensor p = (density + 1).reciprocal();
   // Points with fewer than ~10 close neighbours are likely outliers.
   p.masked_fill_(density < 10, 1e-7);
-  const at::Tensor chosen = torch::multinomial(
-      p, std::min(num, good.numel()), /*replacement=*/false, gen);
+  const at::Tensor chosen = internal::MultinomialWithoutReplacement(
+      p, std::min(num, good.numel()), gen);
+  if (cuda) check();
   return {good_matches.index_select(0, chosen),
           good_cert.index_select(0, chosen),
           good.index_select(0, chosen)};

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -36,26 +37,57 @@ TEST(Kde, MatchesDirectFormulaOnRandomPoints) {
 // On CUDA (one kernel where l2m has its CUDA kernels) against the float64
 // formula, with N not a multiple of the kernel's tile and D = 4 and 3;
 // half inputs are rounded as on the CPU. Skips without a GPU (CI).
+// The sync-free CUDA sampler draws what torch::multinomial draws from the
+// same generator state.
+TEST(Sample, CudaMultinomialEqualsTorch) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const at::Device cuda(at::kCUDA);
+  torch::manual_seed(1);
+  at::Tensor w = torch::rand({200000}).to(cuda);
+  w.masked_fill_(w < 0.3, 0);
+  for (const int64_t n : {2, 5000, 20000}) {
+    auto generator = [&] {
+      at::Generator g = at::globalContext().defaultGenerator(cuda).clone();
+      g.set_current_seed(7);
+      return g;
+    };
+    const at::Tensor expected =
+        torch::multinomial(w, n, /*replacement=*/false, generator());
+    const at::Tensor got =
+        internal::MultinomialWithoutReplacement(w, n, generator());
+    EXPECT_TRUE(torch::equal(got, expected)) << "n = " << n;
+  }
+}
+
 TEST(Kde, CudaMatchesDirectFormula) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   torch::manual_seed(4);
-  for (int64_t dim : {4, 3}) {
-    const torch::Tensor x = torch::rand({1000, dim}) * 2 - 1;
-    const torch::Tensor x64 = x.to(torch::kFloat64);
-    const torch::Tensor sq =
-        (x64.unsqueeze(1) - x64.unsqueeze(0)).pow(2).sum(-1);
-    const torch::Tensor ref = (-sq / 0.02).exp().sum(-1);
-    KdeStats stats;
-    const torch::Tensor got = Kde(x.cuda(), KdeOptions(), &stats);
-    ASSERT_EQ(got.device().type(), torch::kCUDA);
-    const double err = ((got.cpu().to(torch::kFloat64) - ref).abs() / ref)
-                           .max()
-                           .item<double>();
-    std::printf("[kde cuda D=%lld] max relative error %.3e (%lld blocks)\n",
-                static_cast<long long>(dim),
-                err,
-                static_cast<long long>(stats.num_chunks));
-    EXPECT_LT(err, 1e-5);
+  // 1000 points: one pass over all of them; 20 000 (the matcher's 4 × 5000
+  // candidates): the points split over blocks, partial sums added after.
+  for (const int64_t n : {1000, 20000}) {
+    for (int64_t dim : {4, 3}) {
+      const torch::Tensor x = torch::rand({n, dim}) * 2 - 1;
+      const torch::Tensor x64 = x.to(torch::kFloat64);
+      const int64_t rows = std::min<int64_t>(n, 1000);  // rows checked
+      const torch::Tensor sq =
+          (x64.slice(0, 0, rows).unsqueeze(1) - x64.unsqueeze(0))
+              .pow(2)
+              .sum(-1);
+      const torch::Tensor ref = (-sq / 0.02).exp().sum(-1);
+      KdeStats stats;
+      const torch::Tensor got = Kde(x.cuda(), KdeOptions(), &stats);
+      ASSERT_EQ(got.device().type(), torch::kCUDA);
+      ASSERT_EQ(got.size(0), n);
+      const double err =
+          ((got.slice(0, 0, rows).cpu().to(torch::kFloat64) - ref).abs() / ref)
+              .max()
+              .item<double>();
+      std::printf("[kde cuda N=%lld D=%lld] max relative error %.3e\n",
+                  static_cast<long long>(n),
+                  static_cast<long long>(dim),
+                  err);
+      EXPECT_LT(err, 1e-5);
+    }
   }
   KdeOptions half;
   half.half = true;
