@@ -46,6 +46,45 @@ __device__ inline bool LocateWindow(const float* coords,
   return true;
 }
 
+// The query pixel a warp handles and its window.
+template <typename T>
+struct WarpWindow {
+  long long pixel;  // the query pixel, over the batch
+  int b;            // its image
+  int n, m;         // the window's side 2r + 1, its neighbours' 2r + 2
+  int x0, y0;       // the first neighbour (LocateWindow)
+  float tx, ty;     // the bilinear fractions every offset shares
+  T* out;           // the query's n² outputs
+};
+
+// Sets up the warp's query (one warp a pixel, kWarpsPerBlock a block);
+// false when the warp has none, or when its window is all zero padding
+// (then its outputs are written as zeros).
+template <typename T>
+__device__ inline bool StartWindow(const float* coords,
+                                   T* out,
+                                   int B,
+                                   int h,
+                                   int w,
+                                   int radius,
+                                   WarpWindow<T>& win) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  win.pixel = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (win.pixel >= static_cast<long long>(B) * h * w) return false;
+  win.b = static_cast<int>(win.pixel / (static_cast<long long>(h) * w));
+  win.n = 2 * radius + 1;
+  win.m = win.n + 1;
+  win.out = out + win.pixel * win.n * win.n;
+  if (!LocateWindow(
+          coords, win.pixel, h, w, radius, win.x0, win.y0, win.tx, win.ty)) {
+    for (int k = lane; k < win.n * win.n; k += 32) {
+      win.out[k] = static_cast<T>(0.f);
+    }
+    return false;
+  }
+  return true;
+}
+
 // The (2r+1)² outputs of one query from the dots with its (2r+2)² whole-pixel
 // neighbours: four neighbours blended per offset, the lanes of a warp
 // taking the offsets in turn.
@@ -82,19 +121,10 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
   __shared__ float query[kWarpsPerBlock][kMaxChannels];
   __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const long long pixel =
-      static_cast<long long>(blockIdx.x) * kWarpsPerBlock + warp;
-  if (pixel >= static_cast<long long>(B) * h * w) return;
-  const int b = static_cast<int>(pixel / (static_cast<long long>(h) * w));
-  const int n = 2 * radius + 1, m = n + 1;
-  T* o = out + pixel * n * n;
-
-  int x0, y0;
-  float tx, ty;
-  if (!LocateWindow(coords, pixel, h, w, radius, x0, y0, tx, ty)) {
-    for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
-    return;
-  }
+  WarpWindow<T> win;
+  if (!StartWindow(coords, out, B, h, w, radius, win)) return;
+  const long long pixel = win.pixel;
+  const int b = win.b, m = win.m, x0 = win.x0, y0 = win.y0;
 
   const T* q = f0 + pixel * C;
   for (int c = lane; c < C; c += 32) query[warp][c] = ToFloat(q[c]) * scale;
@@ -120,7 +150,7 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
     dots[warp][p] = dot;
   }
   __syncwarp();
-  BlendWindow(dots[warp], radius, tx, ty, lane, o);
+  BlendWindow(dots[warp], radius, win.tx, win.ty, lane, win.out);
 }
 
 // The same correlation with the loads coalesced, for channel counts that
@@ -145,19 +175,10 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
   __shared__ float partial[kWarpsPerBlock][kChunk][kChunk + 1];
   __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const long long pixel =
-      static_cast<long long>(blockIdx.x) * kWarpsPerBlock + warp;
-  if (pixel >= static_cast<long long>(B) * h * w) return;
-  const int b = static_cast<int>(pixel / (static_cast<long long>(h) * w));
-  const int n = 2 * radius + 1, m = n + 1;
-  T* o = out + pixel * n * n;
-
-  int x0, y0;
-  float tx, ty;
-  if (!LocateWindow(coords, pixel, h, w, radius, x0, y0, tx, ty)) {
-    for (int k = lane; k < n * n; k += 32) o[k] = static_cast<T>(0.f);
-    return;
-  }
+  WarpWindow<T> win;
+  if (!StartWindow(coords, out, B, h, w, radius, win)) return;
+  const long long pixel = win.pixel;
+  const int b = win.b, m = win.m, x0 = win.x0, y0 = win.y0;
 
   const int vectors = C / V;  // ≤ 32·kVecs
   float q[kVecs][V];
@@ -207,7 +228,7 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
     }
     __syncwarp();
   }
-  BlendWindow(dots[warp], radius, tx, ty, lane, o);
+  BlendWindow(dots[warp], radius, win.tx, win.ty, lane, win.out);
 }
 
 }  // namespace
