@@ -5,6 +5,10 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 namespace l2m {
 namespace internal {
@@ -16,6 +20,19 @@ constexpr int kThreads = 256;
 __device__ __forceinline__ uint8_t Clip8(int32_t acc) {
   const int32_t v = acc >> kPrecisionBits;  // arithmetic shift = floor
   return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// Pillow's fixed-point sum of the n inputs `stride` apart from `in` with
+// weights k, rounded and clipped to 8 bits.
+__device__ __forceinline__ uint8_t ResampleTap(const uint8_t* in,
+                                               long long stride,
+                                               int n,
+                                               const int32_t* k) {
+  int32_t acc = 1 << (kPrecisionBits - 1);
+  for (int x = 0; x < n; ++x) {
+    acc += static_cast<int32_t>(in[x * stride]) * k[x];
+  }
+  return Clip8(acc);
 }
 
 // out (rows, dst_w, C) from src rows [row_first, row_first + rows).
@@ -39,13 +56,10 @@ __global__ void HorizontalPass(const uint8_t* __restrict__ src,
       static_cast<int>(idx / (static_cast<long long>(channels) * dst_w));
   const uint8_t* in_row =
       src + static_cast<long long>(y + row_first) * src_w * channels;
-  const int32_t* k = coeffs + static_cast<long long>(xx) * taps;
-  const int x0 = first[xx], n = count[xx];
-  int32_t acc = 1 << (kPrecisionBits - 1);
-  for (int x = 0; x < n; ++x) {
-    acc += static_cast<int32_t>(in_row[(x + x0) * channels + c]) * k[x];
-  }
-  out[idx] = Clip8(acc);
+  out[idx] = ResampleTap(in_row + first[xx] * channels + c,
+                         channels,
+                         count[xx],
+                         coeffs + static_cast<long long>(xx) * taps);
 }
 
 // out (dst_h, row) from vin rows (offset by vin_offset).
@@ -63,13 +77,10 @@ __global__ void VerticalPass(const uint8_t* __restrict__ vin,
   if (idx >= dst_h * row) return;
   const long long i = idx % row;
   const int yy = static_cast<int>(idx / row);
-  const int32_t* k = coeffs + static_cast<long long>(yy) * taps;
-  const int y0 = first[yy] - vin_offset, n = count[yy];
-  int32_t acc = 1 << (kPrecisionBits - 1);
-  for (int y = 0; y < n; ++y) {
-    acc += static_cast<int32_t>(vin[(y0 + y) * row + i]) * k[y];
-  }
-  out[idx] = Clip8(acc);
+  out[idx] = ResampleTap(vin + (first[yy] - vin_offset) * row + i,
+                         row,
+                         count[yy],
+                         coeffs + static_cast<long long>(yy) * taps);
 }
 
 // (h, w, 3) uint8 -> (3, h, w) float32: v / 255, then (v - mean) / std.
@@ -102,13 +113,34 @@ struct DeviceTaps {
   int taps = 0;
 };
 
+// The taps on the device, by content: a matcher resizes photos of a few
+// sizes to the same two model sizes, so after the first pair every pass
+// finds its taps here instead of uploading three arrays from pageable
+// memory (each upload waits for the stream to drain). Never freed (device
+// tensors must not outlive the CUDA context at exit); cleared at 64.
 DeviceTaps Upload(const PilResampleTaps& t, const at::Device& device) {
-  auto ints = at::TensorOptions().dtype(at::kInt);
+  std::vector<int32_t> packed = {t.taps_per_output,
+                                 static_cast<int32_t>(t.first.size())};
+  packed.insert(packed.end(), t.first.begin(), t.first.end());
+  packed.insert(packed.end(), t.count.begin(), t.count.end());
+  packed.insert(packed.end(), t.coeffs.begin(), t.coeffs.end());
+  using Key = std::pair<int, std::vector<int32_t>>;
+  static std::mutex mutex;
+  static auto* cache = new std::map<Key, DeviceTaps>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  Key key(device.index(), std::move(packed));
+  const auto it = cache->find(key);
+  if (it != cache->end()) return it->second;
+  if (cache->size() >= 64) cache->clear();
+  const int64_t n = static_cast<int64_t>(t.first.size());
+  const at::Tensor all =
+      at::tensor(key.second, at::TensorOptions().dtype(at::kInt)).to(device);
   DeviceTaps d;
   d.taps = t.taps_per_output;
-  d.first = at::tensor(t.first, ints).to(device);
-  d.count = at::tensor(t.count, ints).to(device);
-  d.coeffs = at::tensor(std::vector<int32_t>(t.coeffs), ints).to(device);
+  d.first = all.slice(0, 2, 2 + n);
+  d.count = all.slice(0, 2 + n, 2 + 2 * n);
+  d.coeffs = all.slice(0, 2 + 2 * n);
+  cache->emplace(std::move(key), d);
   return d;
 }
 
