@@ -1,11 +1,14 @@
 #include "l2m_core/model/dinov2.h"
 
+#include "l2m_core/model/model_util.h"
 #include "l2m_core/model/vit_block.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
+#include <vector>
 
 namespace l2m {
 
@@ -106,9 +109,44 @@ torch::Tensor DinoVisionTransformerImpl::forward(const torch::Tensor& x_in) {
     pos = InterpolatePosEncoding(h, w, H, W).to(x.scalar_type());
   }
   x = x + pos;
-  for (const auto& block : *blocks_) x = block->as<VitBlock>()->forward(x);
-  x = norm_(x);
+  x = Blocks(x);
   return x.slice(1, 1).permute({0, 2, 1}).reshape({B, config_.embed_dim, h, w});
+}
+
+torch::Tensor DinoVisionTransformerImpl::Blocks(const torch::Tensor& x_in) {
+  const at::ScalarType dtype = CudaComputeDtype(x_in.scalar_type());
+  std::vector<VitBlockImpl*> blocks;
+  for (const auto& block : *blocks_) blocks.push_back(block->as<VitBlock>());
+  if (x_in.is_cuda() && !blocks.empty() &&
+      (dtype == at::kHalf || dtype == at::kBFloat16)) {
+    // fp16/bf16 inference on CUDA: each LayerNorm (the next block's norm1,
+    // at the end the final norm) fused into the residual add before it.
+    // The output stays float32, as autocast's LayerNorm gives it.
+    AutocastOff explicit_dtype;
+    torch::Tensor x = x_in.to(dtype);
+    if (blocks.front()->CanForwardFused(x)) {
+      const auto [w0, b0] = blocks.front()->Norm1(dtype);
+      torch::Tensor h = at::layer_norm(
+          x, {x.size(-1)}, w0, b0, blocks.front()->layernorm_eps());
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        torch::Tensor next_w, next_b;
+        double next_eps = config_.layernorm_eps;
+        if (i + 1 == blocks.size()) {
+          next_w = norm_->weight.to(dtype);
+          next_b = norm_->bias.to(dtype);
+        } else {
+          std::tie(next_w, next_b) = blocks[i + 1]->Norm1(dtype);
+          next_eps = blocks[i + 1]->layernorm_eps();
+        }
+        std::tie(x, h) =
+            blocks[i]->ForwardFused(x, h, next_w, next_b, next_eps, dtype);
+      }
+      return h.to(torch::kFloat);
+    }
+  }
+  torch::Tensor x = x_in;
+  for (VitBlockImpl* block : blocks) x = block->forward(x);
+  return norm_(x);
 }
 
 }  // namespace l2m

@@ -47,6 +47,9 @@ class DinoVisionTransformerImpl : public torch::nn::Module {
                                        int64_t H,
                                        int64_t W) const;
 
+  // The blocks and the final LayerNorm on the tokens (B, N, C).
+  torch::Tensor Blocks(const torch::Tensor& x);
+
   // The resized pos_embed of the last inference call (the bicubic resize of
   // a 37² × 1024 grid took 8.4 ms on an H100, 40 % of the ViT), valid while
   // pos_embed is the same tensor at the same version.

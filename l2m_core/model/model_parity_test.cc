@@ -10,6 +10,7 @@
 #include "l2m_core/model/gp.h"
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/layer_norm_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 #endif
@@ -629,6 +630,45 @@ TEST(GridSampleIntoCuda, MatchesGridSample) {
       torch::kHalf));
   EXPECT_FALSE(internal::GridSampleIntoSupported(
       torch::zeros({1, 16, 4, 4}, cuda.dtype(torch::kHalf)), torch::kHalf));
+}
+
+// The ViT's residual step + LayerNorm in one pass: x_out exactly as
+// torch::addcmul, h within its own rounding of the exact LayerNorm of x_out
+// (float64), with and without LayerScale, at DINOv2-L's width and at 40.
+TEST(AddScaledLayerNormCuda, MatchesAddcmulLayerNorm) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double u =
+        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    for (const int64_t C : {1024, 40}) {
+      for (const bool scaled : {true, false}) {
+        const torch::Tensor x = (torch::randn({2, 37, C}, cuda) * 3).to(dtype);
+        const torch::Tensor a = torch::randn({2, 37, C}, cuda).to(dtype);
+        const torch::Tensor g =
+            scaled ? (torch::rand({C}, cuda) * 0.2).to(dtype) : torch::Tensor();
+        const torch::Tensor w = (torch::rand({C}, cuda) + 0.5).to(dtype);
+        const torch::Tensor b = (torch::randn({C}, cuda) * 0.1).to(dtype);
+        const auto [x_out, h] =
+            internal::AddScaledLayerNorm(x, a, g, w, b, 1e-6);
+        const torch::Tensor expected_x =
+            scaled ? torch::addcmul(x, a, g) : x + a;
+        EXPECT_TRUE(torch::equal(x_out, expected_x)) << dtype << " C=" << C;
+        const torch::Tensor xd = x_out.cpu().to(torch::kDouble);
+        const torch::Tensor mean = xd.mean(-1, true);
+        const torch::Tensor var = (xd - mean).pow(2).mean(-1, true);
+        const torch::Tensor exact =
+            (xd - mean) / (var + 1e-6).sqrt() * w.cpu().to(torch::kDouble) +
+            b.cpu().to(torch::kDouble);
+        const torch::Tensor err = (h.cpu().to(torch::kDouble) - exact).abs();
+        EXPECT_TRUE((err <= u * exact.abs() + 1e-4).all().item<bool>())
+            << dtype << " C=" << C << " max err " << err.max().item<double>();
+      }
+    }
+  }
+  EXPECT_FALSE(internal::AddScaledLayerNormSupported(
+      torch::zeros({2, 12}, cuda.dtype(torch::kHalf))));
 }
 
 TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {

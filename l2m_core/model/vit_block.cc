@@ -2,10 +2,15 @@
 
 #include "l2m_core/model/model_util.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/layer_norm_cuda.h"
+#endif
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include <cmath>
+#include <stdexcept>
 
 namespace l2m {
 
@@ -90,8 +95,8 @@ torch::Tensor VitBlockImpl::forward(const torch::Tensor& x_in) {
   return x + (ls2_ ? ls2_(m) : m);
 }
 
-torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
-                                                at::ScalarType dtype) {
+const std::map<std::string, torch::Tensor>& VitBlockImpl::LowPrecision(
+    at::ScalarType dtype) {
   // The parameter handles stay valid (loading and to() replace their data
   // in place), so they are listed once; data pointer and version tell when
   // the copies are stale.
@@ -110,18 +115,25 @@ torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
     for (const auto& [name, p] : low_.params) low_.tensors[name] = p.to(dtype);
     low_.key = key;
   }
-  auto get = [&](const std::string& name) {
-    auto it = low_.tensors.find(name);
-    return it == low_.tensors.end() ? torch::Tensor() : it->second;
-  };
-  AutocastOff explicit_dtype;
-  const int64_t B = x_in.size(0), N = x_in.size(1), C = x_in.size(2);
+  return low_.tensors;
+}
+
+namespace {
+
+torch::Tensor Get(const std::map<std::string, torch::Tensor>& tensors,
+                  const std::string& name) {
+  const auto it = tensors.find(name);
+  return it == tensors.end() ? torch::Tensor() : it->second;
+}
+
+}  // namespace
+
+torch::Tensor VitBlockImpl::AttentionLowPrecision(const torch::Tensor& h,
+                                                  at::ScalarType dtype) {
+  const auto& w = LowPrecision(dtype);
+  const int64_t B = h.size(0), N = h.size(1), C = h.size(2);
   const int64_t heads = options_.num_heads;
-  const std::vector<int64_t> shape = {C};
-  auto x = x_in.to(dtype);
-  auto h = at::layer_norm(
-      x, shape, get("norm1.weight"), get("norm1.bias"), options_.layernorm_eps);
-  auto qkv = at::linear(h, get("attn.qkv.weight"), get("attn.qkv.bias"))
+  auto qkv = at::linear(h, Get(w, "attn.qkv.weight"), Get(w, "attn.qkv.bias"))
                  .reshape({B, N, 3, heads, C / heads})
                  .permute({2, 0, 3, 1, 4});
 #if TORCH_VERSION_MAJOR >= 2
@@ -131,18 +143,87 @@ torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
   auto o = torch::matmul(torch::matmul(q, qkv[1].transpose(-2, -1)).softmax(-1),
                          qkv[2]);
 #endif
-  auto a = at::linear(o.transpose(1, 2).reshape({B, N, C}),
-                      get("attn.proj.weight"),
-                      get("attn.proj.bias"));
-  const torch::Tensor ls1 = get("ls1.gamma"), ls2 = get("ls2.gamma");
+  return at::linear(o.transpose(1, 2).reshape({B, N, C}),
+                    Get(w, "attn.proj.weight"),
+                    Get(w, "attn.proj.bias"));
+}
+
+torch::Tensor VitBlockImpl::MlpLowPrecision(const torch::Tensor& h,
+                                            at::ScalarType dtype) {
+  const auto& w = LowPrecision(dtype);
+  return at::linear(torch::gelu(at::linear(
+                        h, Get(w, "mlp.fc1.weight"), Get(w, "mlp.fc1.bias"))),
+                    Get(w, "mlp.fc2.weight"),
+                    Get(w, "mlp.fc2.bias"));
+}
+
+torch::Tensor VitBlockImpl::ForwardLowPrecision(const torch::Tensor& x_in,
+                                                at::ScalarType dtype) {
+  AutocastOff explicit_dtype;
+  const auto& w = LowPrecision(dtype);
+  const std::vector<int64_t> shape = {x_in.size(2)};
+  auto x = x_in.to(dtype);
+  auto h = at::layer_norm(x,
+                          shape,
+                          Get(w, "norm1.weight"),
+                          Get(w, "norm1.bias"),
+                          options_.layernorm_eps);
+  auto a = AttentionLowPrecision(h, dtype);
+  const torch::Tensor ls1 = Get(w, "ls1.gamma"), ls2 = Get(w, "ls2.gamma");
   x = ls1.defined() ? torch::addcmul(x, a, ls1) : x + a;
-  h = at::layer_norm(
-      x, shape, get("norm2.weight"), get("norm2.bias"), options_.layernorm_eps);
-  auto m = at::linear(
-      torch::gelu(at::linear(h, get("mlp.fc1.weight"), get("mlp.fc1.bias"))),
-      get("mlp.fc2.weight"),
-      get("mlp.fc2.bias"));
+  h = at::layer_norm(x,
+                     shape,
+                     Get(w, "norm2.weight"),
+                     Get(w, "norm2.bias"),
+                     options_.layernorm_eps);
+  auto m = MlpLowPrecision(h, dtype);
   return ls2.defined() ? torch::addcmul(x, m, ls2) : x + m;
+}
+
+bool VitBlockImpl::CanForwardFused(const torch::Tensor& x) const {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  return !is_training() && !torch::GradMode::is_enabled() &&
+         internal::AddScaledLayerNormSupported(x);
+#else
+  (void)x;
+  return false;
+#endif
+}
+
+std::pair<torch::Tensor, torch::Tensor> VitBlockImpl::Norm1(
+    at::ScalarType dtype) {
+  const auto& w = LowPrecision(dtype);
+  return {Get(w, "norm1.weight"), Get(w, "norm1.bias")};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VitBlockImpl::ForwardFused(
+    const torch::Tensor& x,
+    const torch::Tensor& h,
+    const torch::Tensor& next_weight,
+    const torch::Tensor& next_bias,
+    double next_eps,
+    at::ScalarType dtype) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  AutocastOff explicit_dtype;
+  const auto& w = LowPrecision(dtype);
+  const auto [x1, h1] =
+      internal::AddScaledLayerNorm(x,
+                                   AttentionLowPrecision(h, dtype),
+                                   Get(w, "ls1.gamma"),
+                                   Get(w, "norm2.weight"),
+                                   Get(w, "norm2.bias"),
+                                   options_.layernorm_eps);
+  return internal::AddScaledLayerNorm(x1,
+                                      MlpLowPrecision(h1, dtype),
+                                      Get(w, "ls2.gamma"),
+                                      next_weight,
+                                      next_bias,
+                                      next_eps);
+#else
+  (void)x, (void)h, (void)next_weight, (void)next_bias, (void)next_eps;
+  (void)dtype;
+  throw std::logic_error("VitBlock::ForwardFused needs l2m's CUDA kernels");
+#endif
 }
 
 }  // namespace l2m

@@ -71,7 +71,34 @@ class VitBlockImpl : public torch::nn::Module {
   explicit VitBlockImpl(const VitBlockOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
+  // Inference on CUDA in fp16/bf16 with each LayerNorm fused into the
+  // residual add before it (one pass instead of addcmul + LayerNorm, which
+  // reads the sum again): x in `dtype` and h = norm1(x) from the step
+  // before; returns x after the block and next(x), `next_*` being the next
+  // block's norm1 or the encoder's final norm in `dtype`.
+  std::pair<torch::Tensor, torch::Tensor> ForwardFused(
+      const torch::Tensor& x,
+      const torch::Tensor& h,
+      const torch::Tensor& next_weight,
+      const torch::Tensor& next_bias,
+      double next_eps,
+      at::ScalarType dtype);
+  // norm1's weight and bias in `dtype` (for the step before this block).
+  std::pair<torch::Tensor, torch::Tensor> Norm1(at::ScalarType dtype);
+  // Whether ForwardFused runs for x (CUDA kernels built, fp16/bf16 x whose
+  // width the fused kernel takes, inference).
+  bool CanForwardFused(const torch::Tensor& x) const;
+  double layernorm_eps() const { return options_.layernorm_eps; }
+
  private:
+  // The block's parameters in dtype, cached (see LowPrecisionWeights).
+  const std::map<std::string, torch::Tensor>& LowPrecision(
+      at::ScalarType dtype);
+  // attn.proj(attn(h)) and mlp(h) from the cached low-precision weights.
+  torch::Tensor AttentionLowPrecision(const torch::Tensor& h,
+                                      at::ScalarType dtype);
+  torch::Tensor MlpLowPrecision(const torch::Tensor& h, at::ScalarType dtype);
+
   // Inference on CUDA under fp16/bf16 autocast: the whole block in that
   // dtype, residual stream included, from cached low-precision copies of
   // the weights. Autocast alone keeps the residual in fp32 (pos_embed and
