@@ -2,6 +2,10 @@
 
 #include "l2m_core/model/model_util.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/gp_cuda.h"
+#endif
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -128,9 +132,30 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   auto x = tokens(x_in.to(torch::kFloat));
   auto y = tokens(y_in.to(torch::kFloat));
   f = tokens(f);
-  auto K_yy = CosKernel(y, y, config_.T);
-  auto K_xy = CosKernel(x, y, config_.T);
-  auto A = K_yy + config_.sigma_noise * torch::eye(h2 * w2, opts).unsqueeze(0);
+  torch::Tensor A, K_xy;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  if (x.is_cuda() && !torch::GradMode::is_enabled()) {
+    // Inference on CUDA: each kernel matrix in one pass after its GEMM,
+    // bit-equal to the unfused form below (GpCuda test).
+    auto kernel =
+        [&](const torch::Tensor& a, const torch::Tensor& b, double sigma) {
+          torch::Tensor dots = torch::bmm(a, b.transpose(1, 2));
+          internal::CosKernelFromDotsCuda(dots,
+                                          a.norm(2, -1).contiguous(),
+                                          b.norm(2, -1).contiguous(),
+                                          config_.T,
+                                          sigma);
+          return dots;
+        };
+    A = kernel(y, y, config_.sigma_noise);
+    K_xy = kernel(x, y, 0.0);
+  }
+#endif
+  if (!A.defined()) {
+    A = CosKernel(y, y, config_.T) +
+        config_.sigma_noise * torch::eye(h2 * w2, opts).unsqueeze(0);
+    K_xy = CosKernel(x, y, config_.T);
+  }
   torch::Tensor weights;
   // The reference inverts K_yy; on CUDA the batched inverse (MAGMA) is slow
   // at 1600² and a Cholesky solve gives the same posterior within the parity

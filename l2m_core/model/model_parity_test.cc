@@ -10,6 +10,7 @@
 #include "l2m_core/model/gp.h"
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/gp_cuda.h"
 #include "l2m_core/model/layer_norm_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
@@ -30,6 +31,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -669,6 +671,30 @@ TEST(AddScaledLayerNormCuda, MatchesAddcmulLayerNorm) {
   }
   EXPECT_FALSE(internal::AddScaledLayerNormSupported(
       torch::zeros({2, 12}, cuda.dtype(torch::kHalf))));
+}
+
+// The GP's kernel matrix in one pass is bit-equal to CosKernel (+ sigma I).
+TEST(GpCuda, KernelMatrixFromDotsEqualsCosKernel) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const torch::Tensor x = torch::randn({2, 300, 64}, cuda);
+  const torch::Tensor y = torch::randn({2, 200, 64}, cuda);
+  for (const auto& [a, b, sigma] :
+       {std::tuple<torch::Tensor, torch::Tensor, double>{x, y, 0.0},
+        {y, y, 0.1}}) {
+    torch::Tensor dots = torch::bmm(a, b.transpose(1, 2));
+    internal::CosKernelFromDotsCuda(dots,
+                                    a.norm(2, -1).contiguous(),
+                                    b.norm(2, -1).contiguous(),
+                                    0.2,
+                                    sigma);
+    torch::Tensor expected = CosKernel(a, b, 0.2);
+    if (sigma != 0) {
+      expected = expected + sigma * torch::eye(a.size(1), cuda).unsqueeze(0);
+    }
+    EXPECT_TRUE(torch::equal(dots, expected)) << "sigma " << sigma;
+  }
 }
 
 TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {
