@@ -7,12 +7,12 @@
 
 #include <cmath>
 #include <stdexcept>
-#include <tuple>
 #include <vector>
 
 namespace l2m {
 
-PatchEmbedImpl::PatchEmbedImpl(int patch_size, int embed_dim) {
+PatchEmbedImpl::PatchEmbedImpl(int patch_size, int embed_dim)
+    : patch_size_(patch_size) {
   proj_ = register_module(
       "proj",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(3, embed_dim, patch_size)
@@ -20,6 +20,26 @@ PatchEmbedImpl::PatchEmbedImpl(int patch_size, int embed_dim) {
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  const at::ScalarType dtype = CudaComputeDtype(x.scalar_type());
+  if (x.is_cuda() && !is_training() && !torch::GradMode::is_enabled() &&
+      (dtype == at::kHalf || dtype == at::kBFloat16)) {
+    // fp16/bf16 inference on CUDA: the stride-p conv as one GEMM over the
+    // unfolded patches. For 3 input channels cuDNN picked a 1 ms kernel for
+    // 16 images on an H100; the GEMM is ~10× faster, the same sums in
+    // another order.
+    AutocastOff explicit_dtype;
+    const int64_t B = x.size(0), C = x.size(1), p = patch_size_;
+    const int64_t h = x.size(2) / p, w = x.size(3) / p;
+    const int64_t E = proj_->weight.size(0);
+    const torch::Tensor patches = x.to(dtype)
+                                      .reshape({B, C, h, p, w, p})
+                                      .permute({0, 2, 4, 1, 3, 5})
+                                      .reshape({B * h * w, C * p * p});
+    const torch::Tensor bias =
+        proj_->bias.defined() ? proj_->bias.to(dtype) : torch::Tensor();
+    return at::linear(patches, proj_->weight.to(dtype).reshape({E, -1}), bias)
+        .view({B, h * w, E});
+  }
   return proj_(x).flatten(2).transpose(1, 2);
 }
 
@@ -113,40 +133,10 @@ torch::Tensor DinoVisionTransformerImpl::forward(const torch::Tensor& x_in) {
   return x.slice(1, 1).permute({0, 2, 1}).reshape({B, config_.embed_dim, h, w});
 }
 
-torch::Tensor DinoVisionTransformerImpl::Blocks(const torch::Tensor& x_in) {
-  const at::ScalarType dtype = CudaComputeDtype(x_in.scalar_type());
+torch::Tensor DinoVisionTransformerImpl::Blocks(const torch::Tensor& x) {
   std::vector<VitBlockImpl*> blocks;
   for (const auto& block : *blocks_) blocks.push_back(block->as<VitBlock>());
-  if (x_in.is_cuda() && !blocks.empty() &&
-      (dtype == at::kHalf || dtype == at::kBFloat16)) {
-    // fp16/bf16 inference on CUDA: each LayerNorm (the next block's norm1,
-    // at the end the final norm) fused into the residual add before it.
-    // The output stays float32, as autocast's LayerNorm gives it.
-    AutocastOff explicit_dtype;
-    torch::Tensor x = x_in.to(dtype);
-    if (blocks.front()->CanForwardFused(x)) {
-      const auto [w0, b0] = blocks.front()->Norm1(dtype);
-      torch::Tensor h = at::layer_norm(
-          x, {x.size(-1)}, w0, b0, blocks.front()->layernorm_eps());
-      for (size_t i = 0; i < blocks.size(); ++i) {
-        torch::Tensor next_w, next_b;
-        double next_eps = config_.layernorm_eps;
-        if (i + 1 == blocks.size()) {
-          next_w = norm_->weight.to(dtype);
-          next_b = norm_->bias.to(dtype);
-        } else {
-          std::tie(next_w, next_b) = blocks[i + 1]->Norm1(dtype);
-          next_eps = blocks[i + 1]->layernorm_eps();
-        }
-        std::tie(x, h) =
-            blocks[i]->ForwardFused(x, h, next_w, next_b, next_eps, dtype);
-      }
-      return h.to(torch::kFloat);
-    }
-  }
-  torch::Tensor x = x_in;
-  for (VitBlockImpl* block : blocks) x = block->forward(x);
-  return norm_(x);
+  return RunVitBlocks(blocks, x, norm_.get());
 }
 
 }  // namespace l2m

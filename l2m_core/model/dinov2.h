@@ -25,6 +25,7 @@ class PatchEmbedImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  int patch_size_;
   torch::nn::Conv2d proj_{nullptr};
 };
 TORCH_MODULE(PatchEmbed);

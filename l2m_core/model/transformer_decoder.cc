@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <vector>
 
 namespace l2m {
 
@@ -34,7 +35,11 @@ CoarseMatch TransformerDecoderImpl::forward(const torch::Tensor& gp_posterior,
   auto x = torch::cat({gp_posterior.to(dtype), features.to(dtype)}, 1);
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto tokens = x.reshape({B, C, H * W}).permute({0, 2, 1});
-  auto out = ToOut(blocks_->forward(tokens));
+  std::vector<VitBlockImpl*> blocks;
+  for (size_t i = 0; i < blocks_->size(); ++i) {
+    blocks.push_back(blocks_[i]->as<VitBlockImpl>());
+  }
+  auto out = ToOut(RunVitBlocks(blocks, tokens, nullptr));
   out = out.permute({0, 2, 1}).reshape({B, config_.OutDim(), H, W});
   const int64_t n = config_.OutDim() - 1;
   return {out.slice(1, 0, n), out.slice(1, n)};

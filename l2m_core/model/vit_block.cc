@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 namespace l2m {
 
@@ -213,17 +214,54 @@ std::pair<torch::Tensor, torch::Tensor> VitBlockImpl::ForwardFused(
                                    Get(w, "norm2.weight"),
                                    Get(w, "norm2.bias"),
                                    options_.layernorm_eps);
-  return internal::AddScaledLayerNorm(x1,
-                                      MlpLowPrecision(h1, dtype),
-                                      Get(w, "ls2.gamma"),
-                                      next_weight,
-                                      next_bias,
-                                      next_eps);
+  const torch::Tensor m = MlpLowPrecision(h1, dtype);
+  const torch::Tensor ls2 = Get(w, "ls2.gamma");
+  if (!next_weight.defined()) {  // the last block, no norm after it
+    return {ls2.defined() ? torch::addcmul(x1, m, ls2) : x1 + m,
+            torch::Tensor()};
+  }
+  return internal::AddScaledLayerNorm(
+      x1, m, ls2, next_weight, next_bias, next_eps);
 #else
   (void)x, (void)h, (void)next_weight, (void)next_bias, (void)next_eps;
   (void)dtype;
   throw std::logic_error("VitBlock::ForwardFused needs l2m's CUDA kernels");
 #endif
+}
+
+torch::Tensor RunVitBlocks(const std::vector<VitBlockImpl*>& blocks,
+                           const torch::Tensor& x_in,
+                           torch::nn::LayerNormImpl* final_norm) {
+  const at::ScalarType dtype = CudaComputeDtype(x_in.scalar_type());
+  if (x_in.is_cuda() && !blocks.empty() &&
+      (dtype == at::kHalf || dtype == at::kBFloat16)) {
+    AutocastOff explicit_dtype;
+    torch::Tensor x = x_in.to(dtype);
+    if (blocks.front()->CanForwardFused(x)) {
+      const auto [w0, b0] = blocks.front()->Norm1(dtype);
+      torch::Tensor h = at::layer_norm(
+          x, {x.size(-1)}, w0, b0, blocks.front()->layernorm_eps());
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        torch::Tensor next_w, next_b;
+        double next_eps = 0;
+        if (i + 1 < blocks.size()) {
+          std::tie(next_w, next_b) = blocks[i + 1]->Norm1(dtype);
+          next_eps = blocks[i + 1]->layernorm_eps();
+        } else if (final_norm != nullptr) {
+          next_w = final_norm->weight.to(dtype);
+          next_b = final_norm->bias.to(dtype);
+          next_eps = final_norm->options.eps();
+        }
+        std::tie(x, h) =
+            blocks[i]->ForwardFused(x, h, next_w, next_b, next_eps, dtype);
+      }
+      // The final norm's output is float32, as autocast's LayerNorm gives.
+      return final_norm != nullptr ? h.to(torch::kFloat) : x;
+    }
+  }
+  torch::Tensor x = x_in;
+  for (VitBlockImpl* block : blocks) x = block->forward(x);
+  return final_norm != nullptr ? final_norm->forward(x) : x;
 }
 
 }  // namespace l2m

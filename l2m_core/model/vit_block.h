@@ -75,7 +75,8 @@ class VitBlockImpl : public torch::nn::Module {
   // residual add before it (one pass instead of addcmul + LayerNorm, which
   // reads the sum again): x in `dtype` and h = norm1(x) from the step
   // before; returns x after the block and next(x), `next_*` being the next
-  // block's norm1 or the encoder's final norm in `dtype`.
+  // block's norm1 or the encoder's final norm in `dtype` (undefined after
+  // the last block without a final norm: then next(x) is undefined too).
   std::pair<torch::Tensor, torch::Tensor> ForwardFused(
       const torch::Tensor& x,
       const torch::Tensor& h,
@@ -124,5 +125,14 @@ class VitBlockImpl : public torch::nn::Module {
   LayerScale ls2_{nullptr};
 };
 TORCH_MODULE(VitBlock);
+
+// x through `blocks`, then `final_norm` when given. On CUDA in fp16/bf16
+// inference each LayerNorm (the next block's norm1, at the end the final
+// norm) is fused into the residual add before it (VitBlock::ForwardFused);
+// elsewhere the blocks run one by one. A final norm's output is float32
+// there, as autocast's LayerNorm gives it.
+torch::Tensor RunVitBlocks(const std::vector<VitBlockImpl*>& blocks,
+                           const torch::Tensor& x,
+                           torch::nn::LayerNormImpl* final_norm);
 
 }  // namespace l2m
