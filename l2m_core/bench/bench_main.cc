@@ -4,7 +4,8 @@
 //                  [--device cuda] [--images A.jpg B.jpg] [--repeats N]
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
-//                  [--cuda_graph] [--no_full_graph] [--threads N] [--cpu_huge_pages 0|1]
+//                  [--cuda_graph] [--no_full_graph] [--threads N]
+//                  [--cpu_huge_pages 0|1]
 //                  [--cpu_preprocess] [--profile PREFIX]
 //                  [--output report.json]
 
