@@ -21,7 +21,7 @@ namespace l2m {
 
 struct MatchGraph::Captured {
   std::vector<int64_t> key;  // shapes, dtypes, device, autocast dtype
-  int calls = 0;             // eager calls made with this key
+  bool warmed_up = false;    // the eager warm-up call ran
 #ifdef L2M_HAVE_CUDA_KERNELS
   std::optional<c10::cuda::CUDAStream> stream;  // warm-up and capture
   std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -100,12 +100,17 @@ MatchResult MatchGraph::MatchBatched(const torch::Tensor& im_A_coarse,
     done.record(stream);
     done.block(caller);
   };
-  if (!c.graph && c.calls < 1) {
+  if (!c.graph && !c.warmed_up) {
     // Warm-up: cuDNN's algorithm search and the weight copies happen here,
     // outside the capture.
-    ++c.calls;
+    c.warmed_up = true;
     MatchResult r;
     on_stream([&] { r = eager(); });
+    // Allocated on the side stream, used by the caller's.
+    for (const at::Tensor* t : {&r.warp, &r.certainty}) {
+      c10::cuda::CUDACachingAllocator::recordStream(t->storage().data_ptr(),
+                                                    caller);
+    }
     return r;
   }
   if (!c.graph) {
