@@ -1,4 +1,5 @@
 #include "l2m_core/model/layer_norm_cuda.h"
+#include "l2m_core/model/storage_dtype_cuda.cuh"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -98,15 +99,6 @@ __global__ void AddScaledLayerNormKernel(const T* __restrict__ x,
   Store8(h + row * C + c, out);
 }
 
-template <typename F>
-void ForDtype(const at::Tensor& x, F&& f) {
-  if (x.scalar_type() == at::kHalf) {
-    f(__half());
-  } else {
-    f(__nv_bfloat16());
-  }
-}
-
 }  // namespace
 
 bool AddScaledLayerNormSupported(const at::Tensor& x) {
@@ -144,7 +136,7 @@ std::pair<at::Tensor, at::Tensor> AddScaledLayerNorm(const at::Tensor& x,
   if (rows == 0) return {x_out, h};
   const int threads =
       static_cast<int>((C / kVec + 31) / 32 * 32);  // whole warps
-  ForDtype(x, [&](auto tag) {
+  ForStorageDtype(x, [&](auto tag) {
     using T = decltype(tag);
     AddScaledLayerNormKernel<T><<<static_cast<unsigned>(rows),
                                   threads,

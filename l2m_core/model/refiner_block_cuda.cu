@@ -1,4 +1,5 @@
 #include "l2m_core/model/refiner_block_cuda.h"
+#include "l2m_core/model/storage_dtype_cuda.cuh"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -627,16 +628,6 @@ void CheckArgument(const char* function,
               t.sizes(),
               " on ",
               t.device());
-}
-
-// The kernel instance for x's storage dtype (fp16 or bf16), by a tag value.
-template <typename Launch>
-void ForStorageDtype(const at::Tensor& x, Launch&& launch) {
-  if (x.scalar_type() == at::kHalf) {
-    launch(__half());
-  } else {
-    launch(__nv_bfloat16());
-  }
 }
 
 }  // namespace
