@@ -246,24 +246,26 @@ SampledMatches Sample(const at::Tensor& warp,
     cert.masked_fill_(cert > options.sample_thresh, 1);
   }
   const at::Tensor matches = warp.reshape({-1, 4});
-  // On the CPU torch::multinomial checks the weights itself; on CUDA its
-  // checks are two host syncs a call, so the weights are checked once, at
-  // the end, after every kernel is queued.
+  // torch::multinomial checks its weights itself, on CUDA with two host
+  // syncs a call; there Sample draws without them and checks the weights
+  // once, at the end, after every kernel is queued. On the CPU only the
+  // sum is checked up front, for this message.
+  const bool cuda = cert.is_cuda();
   auto check = [&] {
-    const at::Tensor ok =
-        torch::stack(
-            {(cert >= 0).all(), at::isfinite(cert).all(), cert.sum() > 0})
-            .to(torch::kCPU);
-    if (!(ok[0].item<bool>() && ok[1].item<bool>())) {
-      throw std::runtime_error(
-          "Sample: certainties must be finite and non-negative");
+    if (cuda) {
+      const at::Tensor ok =
+          torch::stack({(cert >= 0).all(), at::isfinite(cert).all()})
+              .to(torch::kCPU);
+      if (!(ok[0].item<bool>() && ok[1].item<bool>())) {
+        throw std::runtime_error(
+            "Sample: certainties must be finite and non-negative");
+      }
     }
-    if (!ok[2].item<bool>()) {
+    if (!(cert.sum().item<double>() > 0)) {
       throw std::runtime_error(
           "Sample: every certainty is 0, nothing to sample");
     }
   };
-  const bool cuda = cert.is_cuda();
   if (!cuda) check();
 
   c10::optional<at::Generator> gen = MakeGenerator(options.seed, cert.device());
