@@ -10,7 +10,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <iterator>
-#include <mma.h>
 #include <type_traits>
 
 namespace l2m {
@@ -126,18 +125,24 @@ __device__ inline void CopyAsyncWait() {
 }
 
 // Starts the asynchronous copy of a tile's halo, kHaloH × kHaloW pixels
-// from (y0 − 2, x0 − 2) of V 16-byte vectors each, into shared memory with
+// from (y0 − 2, x0 − 2) of kV 16-byte vectors each (those from `vectors`
+// on are skipped: a partial channel chunk), into shared memory with
 // kPixelStride elements a pixel; zeros outside the image. xb: the image's
-// first pixel at the channel group, P its channels.
+// first pixel at the channel group, P its channels. kV is a constant so
+// that the index arithmetic is shifts and multiplies: the wide depthwise
+// kernel is bound by instruction issue (ncu: 77 % of issue slots), and a
+// division by a run-time count cost ~20 instructions a vector.
 template <typename T,
           int kHaloH,
           int kHaloW,
           int kPixelStride,
+          int kV,
           int kThreadCount>
 __device__ inline void LoadHaloAsync(
-    T* hs, const T* xb, int H, int W, int P, int V, int y0, int x0) {
-  for (int i = threadIdx.x; i < kHaloH * kHaloW * V; i += kThreadCount) {
-    const int p = i / V, v = i % V;
+    T* hs, const T* xb, int H, int W, int P, int vectors, int y0, int x0) {
+  for (int i = threadIdx.x; i < kHaloH * kHaloW * kV; i += kThreadCount) {
+    const int p = i / kV, v = i % kV;
+    if (v >= vectors) continue;
     const int gy = y0 + p / kHaloW - kHalo, gx = x0 + p % kHaloW - kHalo;
     const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
     CopyAsync16(
@@ -156,46 +161,87 @@ template <int KP>
 struct Shape {
   static constexpr int kTile = KP <= 64 ? 16 : 8;
   static constexpr int kThreads = (kTile / 4) * (kTile / 2) * (KP / 4);
-  // Blocks an SM to compile for (the register budget): three narrow blocks
-  // fit in shared memory (measured 10 % faster than two at 24 channels on an
-  // H100), two wide ones (three would spill: 2× slower at 144).
-  static constexpr int kMinBlocks = KP <= 64 ? 3 : 2;
+  // Blocks an SM to compile for (the register budget): two. Three would
+  // spill (2× slower at 144 channels; at 24, with the GEMM's accumulators
+  // in registers, 1.22 → 1.18 ms a block for two against three, H100).
+  static constexpr int kMinBlocks = 2;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kFragmentsPerWarp = 4;
   static_assert((kTile * kTile / 16) * (KP / 16) == kWarps * kFragmentsPerWarp,
                 "every warp owns four GEMM fragments");
 };
 
-// Shared memory of one thread block, in T elements unless said:
+// Shared memory of one thread block, in T elements:
 //   w     [KP][KP + 8]        1×1 weights, row n = output channel (B col-major)
 //   a     [TH·TW][KP + 8]     relu(depthwise + bias) of the tile (A row-major)
-//   union of
-//     halo [(TH+4)(TW+4)][P]   the input tile with its 2-pixel border
-//     c    [TH·TW][KP + 4]     float32 GEMM result
-// The +8/+4 row paddings keep the tensor-core fragment loads off one bank.
-// Up to 144 channels this fits two blocks an SM, so one block's halo loads
-// overlap the other's compute.
+//   halo  [(TH+4)(TW+4)][P]   the input tile with its 2-pixel border
+// The +8 row padding keeps the ldmatrix rows of a fragment on distinct
+// banks. Up to 144 channels this fits two blocks an SM.
 template <typename T, int P>
 struct Layout {
   static constexpr int KP = (P + 15) / 16 * 16;  // the GEMM's K and N
   static constexpr int kTile = Shape<KP>::kTile;
   static constexpr int kM = kTile * kTile;
-  static constexpr int kLdw = KP + 8, kLda = KP + 8, kLdc = KP + 4;
+  static constexpr int kLdw = KP + 8, kLda = KP + 8;
   static constexpr int kHaloPixels = (kTile + 2 * kHalo) * (kTile + 2 * kHalo);
-  static constexpr size_t kUnionBytes =
-      std::max(static_cast<size_t>(kHaloPixels) * P * sizeof(T),
-               static_cast<size_t>(kM) * kLdc * sizeof(float));
   static constexpr size_t kBytes =
-      (static_cast<size_t>(KP) * kLdw + static_cast<size_t>(kM) * kLda) *
-          sizeof(T) +
-      kUnionBytes;
+      (static_cast<size_t>(KP) * kLdw + static_cast<size_t>(kM) * kLda +
+       static_cast<size_t>(kHaloPixels) * P) *
+      sizeof(T);
 };
+
+// Four 8×8 b16 matrices from shared memory, one row address a lane.
+__device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile(
+      "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "r"(s));
+}
+
+// c += a (16×16, row-major) · b (16×8, col-major), fp32 accumulation.
+__device__ inline void Mma16816(float (&c)[4],
+                                const unsigned (&a)[4],
+                                unsigned b0,
+                                unsigned b1,
+                                __half) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ inline void Mma16816(float (&c)[4],
+                                const unsigned (&a)[4],
+                                unsigned b0,
+                                unsigned b1,
+                                __nv_bfloat16) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ inline unsigned PackPair(float a, float b, __half) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+
+__device__ inline unsigned PackPair(float a, float b, __nv_bfloat16) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
 
 // A persistent grid: each block loads the weights once, then walks the
 // (batch, tile row, tile column) tiles in raster order, so neighbouring
 // tiles (which share halo rows) run at about the same time and the halo
-// re-reads hit L2. A thread's depthwise tile is 2 × 4 pixels (1 × 8 was
-// 0–6 % slower here, l2m_kernel_bench on an H100).
+// re-reads hit L2. The next tile's halo is in flight while this tile's
+// GEMM runs (the GEMM reads only the depthwise result), and the GEMM's
+// accumulators go from registers straight to y (no float tile in shared
+// memory). A thread's depthwise tile is 2 × 4 pixels (1 × 8 was 0–6 %
+// slower here, l2m_kernel_bench on an H100).
 template <typename T, int P>
 __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
                                   Shape<Layout<T, P>::KP>::kMinBlocks)
@@ -210,7 +256,6 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
                        int tiles_y,
                        int tiles_x,
                        int tiles) {
-  using namespace nvcuda;
   using L = Layout<T, P>;
   constexpr int KP = L::KP;
   constexpr int kThreads = Shape<KP>::kThreads;
@@ -221,7 +266,6 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
   T* ws = reinterpret_cast<T*>(smem);
   T* as = ws + KP * L::kLdw;
   T* hs = as + kM * L::kLda;
-  float* cs = reinterpret_cast<float*>(hs);
   constexpr int V = P / 8;  // 16-byte vectors per pixel
 
   const uint4 zero = make_uint4(0, 0, 0, 0);
@@ -241,14 +285,31 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
         zero;
   }
 
+  // The GEMM's warp layout: a warp owns one 16-channel output column (two
+  // m16n8k16 tiles wide) of four 16-pixel row tiles. The column's upper
+  // half is skipped where it is all K padding (24 channels in 32).
+  constexpr int kNf = KP / 16;
+  constexpr int kWarps = Shape<KP>::kWarps;
+  constexpr int kF = Shape<KP>::kFragmentsPerWarp;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int ni = warp % kNf;
+  const bool upper = ni * 16 + 8 < P;  // warp-uniform
+  const int col = ni * 16 + 2 * (lane % 4);
+
   const int per_image = tiles_y * tiles_x;
+  auto load_halo = [&](int tile) {
+    const int b = tile / per_image;
+    const int y0 = (tile % per_image) / tiles_x * kTile;
+    const int x0 = (tile % per_image) % tiles_x * kTile;
+    LoadHaloAsync<T, kHW, kHW, P, V, kThreads>(
+        hs, x + static_cast<size_t>(b) * H * W * P, H, W, P, V, y0, x0);
+  };
+  if (static_cast<int>(blockIdx.x) < tiles) load_halo(blockIdx.x);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int b = tile / per_image;
     const int y0 = (tile % per_image) / tiles_x * kTile;
     const int x0 = (tile % per_image) % tiles_x * kTile;
-    __syncthreads();  // the last tile's epilogue is done with cs (= hs)
-    LoadHaloAsync<T, kHW, kHW, P, kThreads>(
-        hs, x + static_cast<size_t>(b) * H * W * P, H, W, P, V, y0, x0);
+    // The halo is in, and the last tile's GEMM is done reading A.
     CopyAsyncWait<0>();
     __syncthreads();
 
@@ -273,56 +334,62 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
         }
       }
     }
-    __syncthreads();
+    __syncthreads();  // A is complete; the halo buffer is free
+    if (tile + gridDim.x < tiles) load_halo(tile + gridDim.x);
 
-    // The 1×1 conv: C (M × KP) = A (M × KP) · Wᵀ on the tensor cores, into
-    // this tile's buffer (its halo is no longer needed). A warp's four
-    // fragments share their column, so each B fragment loads once.
-    {
-      constexpr int kNf = KP / 16;
-      constexpr int kWarps = Shape<KP>::kWarps;
-      constexpr int kF = Shape<KP>::kFragmentsPerWarp;
-      const int warp = threadIdx.x / 32;
-      const int ni = warp % kNf;
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[kF];
+    // The 1×1 conv: C (M × KP) = A (M × KP) · Wᵀ on the tensor cores.
+    float c[kF][2][4];
 #pragma unroll
-      for (int j = 0; j < kF; ++j) wmma::fill_fragment(c[j], 0.f);
+    for (int j = 0; j < kF; ++j) {
 #pragma unroll
-      for (int k = 0; k < KP / 16; ++k) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bw;
-        wmma::load_matrix_sync(bw, ws + ni * 16 * L::kLdw + k * 16, L::kLdw);
-#pragma unroll
-        for (int j = 0; j < kF; ++j) {
-          const int mi = (warp + kWarps * j) / kNf;
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-          wmma::load_matrix_sync(a, as + mi * 16 * L::kLda + k * 16, L::kLda);
-          wmma::mma_sync(c[j], a, bw, c[j]);
-        }
-      }
+      for (int e = 0; e < 4; ++e) c[j][0][e] = c[j][1][e] = 0.f;
+    }
+    // (Unrolled, the two k steps of 24 channels' GEMM hoist all their
+    // fragment loads and spill.)
+    constexpr int kUnrollK = KP > 64 ? KP / 16 : 1;
+#pragma unroll kUnrollK
+    for (int k = 0; k < KP / 16; ++k) {
+      // Matrices (n 0–7, k 0–7), (n 0–7, k 8–15), (n 8–15, k 0–7),
+      // (n 8–15, k 8–15): b0, b1 of the lower and of the upper n8 tile.
+      unsigned bw[4];
+      LoadMatrixX4(bw,
+                   ws + (ni * 16 + lane % 8 + lane / 16 * 8) * L::kLdw +
+                       k * 16 + (lane / 8) % 2 * 8);
 #pragma unroll
       for (int j = 0; j < kF; ++j) {
         const int mi = (warp + kWarps * j) / kNf;
-        wmma::store_matrix_sync(cs + mi * 16 * L::kLdc + ni * 16,
-                                c[j],
-                                L::kLdc,
-                                wmma::mem_row_major);
+        unsigned a[4];
+        LoadMatrixX4(
+            a, as + (mi * 16 + lane % 16) * L::kLda + k * 16 + lane / 16 * 8);
+        Mma16816(c[j][0], a, bw[0], bw[1], T());
+        if (upper) Mma16816(c[j][1], a, bw[2], bw[3], T());
       }
     }
-    __syncthreads();
 
-    // + bias, rounded once to T; consecutive threads read consecutive
-    // 16-byte pieces of a row of c (no bank conflicts) and store 8 bytes.
-    T* yb = y + static_cast<size_t>(b) * H * W * P;
-    for (int i = threadIdx.x; i < kM * (P / 4); i += kThreads) {
-      const int p = i / (P / 4), u = i % (P / 4);
-      const int gy = y0 + p / kTile, gx = x0 + p % kTile;
-      if (gy >= H || gx >= W) continue;
-      const float4 c = reinterpret_cast<const float4*>(cs + p * L::kLdc)[u];
-      const float4 bias = __ldg(reinterpret_cast<const float4*>(pw_b) + u);
-      const float out[4] = {
-          c.x + bias.x, c.y + bias.y, c.z + bias.z, c.w + bias.w};
-      reinterpret_cast<uint2*>(yb + (static_cast<size_t>(gy) * W + gx) * P)[u] =
-          FromFloat4(out, T());
+    // + bias, rounded once to T, from the accumulators straight to y: a
+    // lane holds channels col, col + 1 (and + 8) of pixels g and g + 8.
+    T* yb = y + static_cast<size_t>(b) * H * W * P + col;
+    const float2 bias0 = __ldg(reinterpret_cast<const float2*>(pw_b + col));
+    const float2 bias1 =
+        upper ? __ldg(reinterpret_cast<const float2*>(pw_b + col + 8))
+              : make_float2(0.f, 0.f);
+#pragma unroll
+    for (int j = 0; j < kF; ++j) {
+      const int mi = (warp + kWarps * j) / kNf;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int p = mi * 16 + lane / 4 + r * 8;
+        const int gy = y0 + p / kTile, gx = x0 + p % kTile;
+        if (gy >= H || gx >= W) continue;
+        unsigned* out = reinterpret_cast<unsigned*>(
+            yb + (static_cast<size_t>(gy) * W + gx) * P);
+        out[0] = PackPair(
+            c[j][0][2 * r] + bias0.x, c[j][0][2 * r + 1] + bias0.y, T());
+        if (upper) {
+          out[4] = PackPair(
+              c[j][1][2 * r] + bias1.x, c[j][1][2 * r + 1] + bias1.y, T());
+        }
+      }
     }
   }
 }
@@ -436,7 +503,7 @@ __global__ void __launch_bounds__(S::kThreads)
   const int c0 = blockIdx.y * S::kChunk;
   const int channels = min(S::kChunk, P - c0);  // a multiple of 8
   const int V = channels / 8;
-  LoadHaloAsync<T, kHH, kHW, S::kChunk, S::kThreads>(
+  LoadHaloAsync<T, kHH, kHW, S::kChunk, S::kChunk / 8, S::kThreads>(
       hs, x + static_cast<size_t>(b) * H * W * P + c0, H, W, P, V, y0, x0);
   CopyAsyncWait<0>();
   __syncthreads();
