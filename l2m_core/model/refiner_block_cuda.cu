@@ -200,11 +200,8 @@ __device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
 }
 
 // c += a (16×16, row-major) · b (16×8, col-major), fp32 accumulation.
-__device__ inline void Mma16816(float (&c)[4],
-                                const unsigned (&a)[4],
-                                unsigned b0,
-                                unsigned b1,
-                                __half) {
+__device__ inline void Mma16816(
+    float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1, __half) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
       "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
