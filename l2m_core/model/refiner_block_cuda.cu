@@ -341,10 +341,7 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
 #pragma unroll
       for (int e = 0; e < 4; ++e) c[j][0][e] = c[j][1][e] = 0.f;
     }
-    // (Unrolled, the two k steps of 24 channels' GEMM hoist all their
-    // fragment loads and spill.)
-    constexpr int kUnrollK = KP > 64 ? KP / 16 : 1;
-#pragma unroll kUnrollK
+#pragma unroll
     for (int k = 0; k < KP / 16; ++k) {
       // Matrices (n 0–7, k 0–7), (n 0–7, k 8–15), (n 8–15, k 0–7),
       // (n 8–15, k 8–15): b0, b1 of the lower and of the upper n8 tile.
