@@ -140,15 +140,23 @@ template <typename T,
           int kThreadCount>
 __device__ inline void LoadHaloAsync(
     T* hs, const T* xb, int H, int W, int P, int vectors, int y0, int x0) {
-  for (int i = threadIdx.x; i < kHaloH * kHaloW * kV; i += kThreadCount) {
-    const int p = i / kV, v = i % kV;
+  // Fully unrolled with 32-bit offsets inside the image (the callers check
+  // H·W·P < 2³¹): the address arithmetic, not the copies, is what these
+  // loads cost (ncu/SASS: ~45 instructions a copy in the narrow kernel
+  // with 64-bit offsets and a rolled loop).
+  constexpr int kCount = kHaloH * kHaloW * kV;
+#pragma unroll
+  for (int k = 0; k < (kCount + kThreadCount - 1) / kThreadCount; ++k) {
+    const unsigned i = threadIdx.x + k * kThreadCount;
+    if (kCount % kThreadCount != 0 && i >= kCount) break;
+    const int p = static_cast<int>(i / kV), v = static_cast<int>(i % kV);
     if (v >= vectors) continue;
-    const int gy = y0 + p / kHaloW - kHalo, gx = x0 + p % kHaloW - kHalo;
-    const bool inside = gy >= 0 && gy < H && gx >= 0 && gx < W;
-    CopyAsync16(
-        hs + p * kPixelStride + v * 8,
-        inside ? xb + (static_cast<size_t>(gy) * W + gx) * P + v * 8 : xb,
-        inside);
+    const int py = p / kHaloW, px = p % kHaloW;
+    const int gy = y0 + py - kHalo, gx = x0 + px - kHalo;
+    const bool inside = static_cast<unsigned>(gy) < static_cast<unsigned>(H) &&
+                        static_cast<unsigned>(gx) < static_cast<unsigned>(W);
+    const int offset = inside ? (gy * W + gx) * P + v * 8 : 0;
+    CopyAsync16(hs + p * kPixelStride + v * 8, xb + offset, inside);
   }
   CopyAsyncCommit();
 }
@@ -290,22 +298,33 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
   constexpr int kF = Shape<KP>::kFragmentsPerWarp;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int ni = warp % kNf;
-  const bool upper = ni * 16 + 8 < P;  // warp-uniform
+  // Warp-uniform; a constant where P fills whole columns, so that the MMAs
+  // are not predicated (predicated ones cost a WARPSYNC each).
+  const bool upper = P % 16 == 0 || ni * 16 + 8 < P;
   const int col = ni * 16 + 2 * (lane % 4);
 
-  const int per_image = tiles_y * tiles_x;
+  // A tile's (image, top row, left column), worked out once per tile (run-
+  // time divisions cost ~25 instructions each) when its halo is requested.
+  const unsigned per_image = tiles_y * tiles_x;
+  int next_b = 0, next_y0 = 0, next_x0 = 0;
   auto load_halo = [&](int tile) {
-    const int b = tile / per_image;
-    const int y0 = (tile % per_image) / tiles_x * kTile;
-    const int x0 = (tile % per_image) % tiles_x * kTile;
+    const unsigned t = tile, in_image = t % per_image;
+    next_b = static_cast<int>(t / per_image);
+    next_y0 = static_cast<int>(in_image / tiles_x) * kTile;
+    next_x0 = static_cast<int>(in_image % tiles_x) * kTile;
     LoadHaloAsync<T, kHW, kHW, P, V, kThreads>(
-        hs, x + static_cast<size_t>(b) * H * W * P, H, W, P, V, y0, x0);
+        hs,
+        x + static_cast<size_t>(next_b) * H * W * P,
+        H,
+        W,
+        P,
+        V,
+        next_y0,
+        next_x0);
   };
   if (static_cast<int>(blockIdx.x) < tiles) load_halo(blockIdx.x);
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int b = tile / per_image;
-    const int y0 = (tile % per_image) / tiles_x * kTile;
-    const int x0 = (tile % per_image) % tiles_x * kTile;
+    const int b = next_b, y0 = next_y0, x0 = next_x0;
     // The halo is in, and the last tile's GEMM is done reading A.
     CopyAsyncWait<0>();
     __syncthreads();
@@ -730,6 +749,10 @@ void RefinerBlockFused(const at::Tensor& x,
   TORCH_CHECK(y.data_ptr() != x.data_ptr(),
               "RefinerBlockFused: y must not alias x (tiles read their "
               "neighbours' pixels)");
+  TORCH_CHECK(x.size(1) * x.size(2) * P < (int64_t{1} << 31),
+              "RefinerBlockFused: an image of ",
+              x.sizes(),
+              " is too large (32-bit offsets)");
   const c10::cuda::CUDAGuard guard(x.device());
   ForStorageDtype(x, [&](auto tag) {
     Dispatch<decltype(tag)>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
@@ -771,6 +794,10 @@ void DepthwiseBiasRelu(const at::Tensor& x,
   TORCH_CHECK(y.data_ptr() != x.data_ptr(),
               "DepthwiseBiasRelu: y must not alias x (tiles read their "
               "neighbours' pixels)");
+  TORCH_CHECK(x.size(1) * x.size(2) * P < (int64_t{1} << 31),
+              "DepthwiseBiasRelu: an image of ",
+              x.sizes(),
+              " is too large (32-bit offsets)");
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return;
   TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
