@@ -6,9 +6,12 @@
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
+#include "l2m_core/model/refiner_input_cuda.h"
 #endif
 
 #include <torch/torch.h>
+
+#include <utility>
 
 namespace l2m {
 namespace {
@@ -57,9 +60,50 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
                                     double scale_factor) {
   namespace F = torch::nn::functional;
   const int64_t B = x.size(0), h = x.size(2), w = x.size(3);
+  const bool fused = CanRunFused(x);
+  auto local_corr = [&] {
+    ScopedStage timed("local_correlation");
+    // disable_local_corr_grad=True in RoMa: features learn through the
+    // grid-sampled x_hat, not through the correlation window.
+    torch::NoGradGuard no_grad;
+    return LocalCorrelation(x, y, config_.local_corr_radius, flow);
+  };
+#ifdef L2M_HAVE_CUDA_KERNELS
+  if (fused && AssembleOnGpu(x, y, flow)) {
+    // x_hat, the displacement embedding and the padding in one kernel
+    // (AssembleRefinerInput) instead of ~10 LibTorch launches.
+    const at::ScalarType dtype = CudaComputeDtype(x.scalar_type());
+    torch::Tensor d;
+    {
+      internal::RefinerInputParts parts;
+      parts.x = x;
+      parts.y = y;
+      parts.flow = flow;
+      parts.identity = IdentityGrid(h, w, flow.options()).contiguous();
+      parts.emb_weight = disp_emb_->weight;
+      parts.emb_bias =
+          disp_emb_->bias.defined()
+              ? disp_emb_->bias
+              : torch::zeros({config_.disp_emb_dim}, flow.options());
+      parts.emb_scale = 40.0 / 32.0 * scale_factor;
+      if (config_.local_corr_radius > 0) parts.corr = local_corr();
+      const int64_t channels = x.size(1) + y.size(1) + config_.disp_emb_dim +
+                               (parts.corr.defined() ? parts.corr.size(1) : 0);
+      TORCH_CHECK(channels == config_.in_dim,
+                  "ConvRefiner: inputs have ",
+                  channels,
+                  " channels, the weights ",
+                  config_.in_dim);
+      const FusedWeights& f = Fused(dtype, x.device());
+      d = torch::empty({B, h, w, f.channels}, x.options().dtype(dtype));
+      internal::AssembleRefinerInput(parts, d);
+    }
+    // Moved: each block's input is freed once the next one is written.
+    return CudaBlocks(std::move(d), dtype);
+  }
+#endif
   // The reference samples with the grid in the features' dtype.
   const torch::Tensor grid = flow.permute({0, 2, 3, 1}).to(y.scalar_type());
-  const bool fused = CanRunFused(x);
   // On the fused CUDA path x_hat is sampled straight into the blocks' input
   // buffer (CudaInference); it stays undefined here.
   torch::Tensor x_hat;
@@ -75,13 +119,7 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
       flow - IdentityGrid(h, w, flow.options()).expand({B, 2, h, w});
   auto emb = disp_emb_(40.0 / 32.0 * scale_factor * displacement);
   std::vector<torch::Tensor> parts = {x, x_hat, emb};
-  if (config_.local_corr_radius > 0) {
-    ScopedStage timed("local_correlation");
-    // disable_local_corr_grad=True in RoMa: features learn through the
-    // grid-sampled x_hat, not through the correlation window.
-    torch::NoGradGuard no_grad;
-    parts.push_back(LocalCorrelation(x, y, config_.local_corr_radius, flow));
-  }
+  if (config_.local_corr_radius > 0) parts.push_back(local_corr());
   if (fused) {
     return CudaInference(parts, CudaComputeDtype(x.scalar_type()), y, grid);
   }
@@ -131,6 +169,25 @@ bool ConvRefinerImpl::SampleIntoBuffer(const torch::Tensor& y,
 #else
   (void)y;
   (void)x;
+  return false;
+#endif
+}
+
+bool ConvRefinerImpl::AssembleOnGpu(const torch::Tensor& x,
+                                    const torch::Tensor& y,
+                                    const torch::Tensor& flow) const {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  const at::ScalarType dtype = CudaComputeDtype(x.scalar_type());
+  return internal::AssembleRefinerInputSupported(x, y, dtype) &&
+         x.scalar_type() == dtype && y.scalar_type() == dtype &&
+         flow.scalar_type() == torch::kFloat &&
+         disp_emb_->weight.scalar_type() == torch::kFloat &&
+         (!disp_emb_->bias.defined() ||
+          disp_emb_->bias.scalar_type() == torch::kFloat);
+#else
+  (void)x;
+  (void)y;
+  (void)flow;
   return false;
 #endif
 }
@@ -214,6 +271,22 @@ Refinement ConvRefinerImpl::CudaInference(
               " channels, the weights ",
               config_.in_dim);
   if (offset < P) d.narrow(3, offset, P - offset).zero_();
+  return CudaBlocks(std::move(d), dtype);
+#else
+  (void)parts;
+  (void)dtype;
+  (void)y;
+  (void)grid;
+  throw std::logic_error("ConvRefiner: built without CUDA kernels");
+#endif
+}
+
+Refinement ConvRefinerImpl::CudaBlocks(torch::Tensor d, at::ScalarType dtype) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  const FusedWeights& f = Fused(dtype, d.device());
+  const int64_t B = d.size(0), h = d.size(1), w = d.size(2);
+  const int64_t P = f.channels;
+  AutocastOff explicit_dtypes;
   const int64_t K = config_.kernel_size;
   const bool one_kernel = internal::RefinerBlockFusedSupported(P, K, dtype);
   const bool own_depthwise = internal::DepthwiseBiasReluSupported(P, K, dtype);
@@ -261,10 +334,8 @@ Refinement ConvRefinerImpl::CudaInference(
           .permute({0, 3, 1, 2});
   return {out.slice(1, 0, out_dim - 1), out.slice(1, out_dim - 1)};
 #else
-  (void)parts;
+  (void)d;
   (void)dtype;
-  (void)y;
-  (void)grid;
   throw std::logic_error("ConvRefiner: built without CUDA kernels");
 #endif
 }

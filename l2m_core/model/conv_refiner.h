@@ -64,7 +64,8 @@ class ConvRefinerImpl : public torch::nn::Module {
   bool CanRunFused(const torch::Tensor& x) const;
   const FusedWeights& Fused(at::ScalarType dtype, torch::Device device);
   // The blocks and out_conv on CUDA for inference: parts copied once into a
-  // padded channels-last buffer, then per block either one kernel for the
+  // padded channels-last buffer (fp32 and other cases AssembleOnGpu does not
+  // take), then per block either one kernel for the
   // whole block (few channels, fp16/bf16: RefinerBlockFused) or cuDNN's
   // depthwise conv, one bias+ReLU pass and the 1×1 conv as one GEMM with its
   // bias (cuBLASLt epilogue).
@@ -74,6 +75,14 @@ class ConvRefinerImpl : public torch::nn::Module {
                            at::ScalarType dtype,
                            const torch::Tensor& y,
                            const torch::Tensor& grid);
+  // The blocks and out_conv from the assembled, padded channels-last input
+  // d (B, h, w, P) of the compute dtype.
+  Refinement CudaBlocks(torch::Tensor d, at::ScalarType dtype);
+  // Whether one kernel assembles the input (AssembleRefinerInput): fp16/bf16
+  // features in the compute dtype, float32 flow and disp_emb weights.
+  bool AssembleOnGpu(const torch::Tensor& x,
+                     const torch::Tensor& y,
+                     const torch::Tensor& flow) const;
   // Whether CudaInference samples x_hat itself (GridSampleInto takes y).
   bool SampleIntoBuffer(const torch::Tensor& y, const torch::Tensor& x) const;
 

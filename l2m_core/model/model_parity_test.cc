@@ -14,9 +14,11 @@
 #include "l2m_core/model/layer_norm_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
+#include "l2m_core/model/refiner_input_cuda.h"
 #endif
 #include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/match_graph.h"
+#include "l2m_core/model/model_util.h"
 #include "l2m_core/model/regression_matcher.h"
 #include "tests/tensor_fixture.h"
 #include "tests/test_utils.h"
@@ -632,6 +634,116 @@ TEST(GridSampleIntoCuda, MatchesGridSample) {
       torch::kHalf));
   EXPECT_FALSE(internal::GridSampleIntoSupported(
       torch::zeros({1, 16, 4, 4}, cuda.dtype(torch::kHalf)), torch::kHalf));
+}
+
+// The refiner's input assembled in one kernel against LibTorch's ops under
+// autocast (grid_sample on the rounded grid, the disp_emb conv with its bias
+// added to the rounded result, cat, channels-last): x and corr copied
+// exactly, x_hat and emb within one rounding, the padding zero. Parts in
+// both layouts, channel counts that straddle the 16-byte vectors (9 + 9 +
+// 6 + 25), and the coarse pass's expanded identity flow.
+TEST(RefinerInputCuda, MatchesLibTorchParts) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  namespace F = torch::nn::functional;
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 2, h = 6, w = 11, E = 6, K = 25;
+  const torch::Tensor emb_w = torch::randn({E, 2, 1, 1}, cuda);
+  const torch::Tensor emb_b = torch::randn({E}, cuda);
+  const double scale = 40.0 / 32.0 * 3.0;
+  // 9 channels: every vector mixes parts; 16: x and x_hat load whole
+  // vectors where channels-last.
+  for (const int64_t C : {9, 16}) {
+    const int64_t used = 2 * C + E + K, P = (used + 7) / 8 * 8 + 8;
+    for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+      const double u =
+          dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+      for (const bool channels_last : {false, true}) {
+        for (const bool identity_flow : {false, true}) {
+          const auto layout = channels_last ? at::MemoryFormat::ChannelsLast
+                                            : at::MemoryFormat::Contiguous;
+          const torch::Tensor x =
+              torch::randn({B, C, h, w}, cuda).to(dtype).contiguous(layout);
+          const torch::Tensor y =
+              torch::randn({B, C, 9, 14}, cuda).to(dtype).contiguous(layout);
+          const torch::Tensor corr =
+              torch::randn({B, K, h, w}, cuda).to(dtype).contiguous(layout);
+          const torch::Tensor identity = IdentityGrid(h, w, cuda);
+          const torch::Tensor flow =
+              identity_flow ? identity.expand({B, 2, h, w})
+                            : torch::rand({B, 2, h, w}, cuda) * 2.4 - 1.2;
+          internal::RefinerInputParts parts;
+          parts.x = x;
+          parts.y = y;
+          parts.flow = flow;
+          parts.identity = identity.contiguous();
+          parts.emb_weight = emb_w;
+          parts.emb_bias = emb_b;
+          parts.emb_scale = scale;
+          parts.corr = corr;
+          ASSERT_TRUE(internal::AssembleRefinerInputSupported(x, y, dtype));
+          torch::Tensor d = torch::full({B, h, w, P}, 7.0, cuda.dtype(dtype));
+          internal::AssembleRefinerInput(parts, d);
+
+          torch::Tensor x_hat, emb;
+          {
+            CudaAutocast autocast(dtype);
+            x_hat = F::grid_sample(y,
+                                   flow.permute({0, 2, 3, 1}).to(dtype),
+                                   F::GridSampleFuncOptions()
+                                       .mode(torch::kBilinear)
+                                       .padding_mode(torch::kZeros)
+                                       .align_corners(false));
+            emb = F::conv2d(scale * (flow - identity.expand({B, 2, h, w})),
+                            emb_w,
+                            F::Conv2dFuncOptions().bias(emb_b));
+          }
+          ASSERT_EQ(emb.scalar_type(), dtype);
+          auto part = [&](int64_t offset, int64_t c) {
+            return d.narrow(3, offset, c)
+                .permute({0, 3, 1, 2})
+                .to(torch::kFloat);
+          };
+          auto max_err = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return (a - b.to(torch::kFloat)).abs().max().item<double>();
+          };
+          const double x_hat_err = max_err(part(C, C), x_hat);
+          const double emb_err = max_err(part(2 * C, E), emb);
+          std::printf(
+              "[refiner input %s, %ld channels, %s, %s flow] x_hat %.3e, emb "
+              "%.3e max|err|\n",
+              dtype == torch::kHalf ? "fp16" : "bf16",
+              static_cast<long>(C),
+              channels_last ? "channels-last" : "NCHW",
+              identity_flow ? "identity" : "random",
+              x_hat_err,
+              emb_err);
+          EXPECT_EQ(max_err(part(0, C), x), 0.0);
+          EXPECT_EQ(max_err(part(2 * C + E, K), corr), 0.0);
+          EXPECT_LE(x_hat_err, u * x_hat.abs().max().item<double>());
+          EXPECT_LE(emb_err, 2 * u * emb.abs().max().item<double>());
+          EXPECT_TRUE(
+              torch::all(d.narrow(3, used, P - used) == 0).item<bool>());
+        }
+      }
+    }
+  }
+  // A wrong part is named.
+  internal::RefinerInputParts bad;
+  bad.x = torch::zeros({1, 8, 4, 4}, cuda.dtype(torch::kHalf));
+  bad.y = bad.x;
+  bad.flow = torch::zeros({1, 2, 4, 5}, cuda);
+  bad.identity = torch::zeros({1, 2, 4, 4}, cuda);
+  bad.emb_weight = torch::zeros({2, 2, 1, 1}, cuda);
+  bad.emb_bias = torch::zeros({2}, cuda);
+  torch::Tensor d = torch::empty({1, 4, 4, 24}, cuda.dtype(torch::kHalf));
+  try {
+    internal::AssembleRefinerInput(bad, d);
+    ADD_FAILURE() << "a flow of the wrong width was taken";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("flow"), std::string::npos)
+        << e.what();
+  }
 }
 
 // The ViT's residual step + LayerNorm in one pass: x_out exactly as

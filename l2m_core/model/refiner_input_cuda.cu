@@ -1,0 +1,357 @@
+#include "l2m_core/model/refiner_input_cuda.h"
+#include "l2m_core/model/storage_dtype_cuda.cuh"
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <cstdint>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace l2m {
+namespace internal {
+namespace {
+
+// Element strides of a (B, C, H, W) tensor: the kernel reads any layout.
+struct Strides {
+  long long b, c, y, x;
+};
+
+Strides StridesOf(const at::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+constexpr int kSegments = 3;
+enum SegmentKind { kCopyX, kSampleY, kGeneric };
+
+template <typename T>
+struct Args {
+  const T* x;
+  Strides xs;
+  int cx;
+  const T* y;
+  Strides ys;
+  int cy, hs, ws;
+  const float* flow;
+  Strides fs;
+  const float* identity;  // (2, h, w)
+  const float* emb_w;     // (E, 2)
+  const float* emb_b;     // (E)
+  int ce;
+  float emb_scale;
+  const T* corr;
+  Strides cs;
+  int cc;
+  T* d;
+  int h, w, P;
+  // Vector ranges [begin, end) of d's pixels, in order, by kind; blocks:
+  // each segment's share of blockIdx.x.
+  int seg_kind[3], seg_begin[3], seg_end[3], seg_blocks[3];
+};
+
+// x rounded to T and back: the value autocast's cast would hand the conv.
+template <typename T>
+__device__ inline float Round(float x) {
+  return static_cast<float>(T(x));
+}
+
+__device__ inline unsigned Pack(float a, float b, __half) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+
+__device__ inline unsigned Pack(float a, float b, __nv_bfloat16) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+
+// 8 elements of T from a 16-byte-aligned address, widened.
+template <typename T>
+__device__ inline void Load8(const T* p, float (&f)[8]) {
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p));
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) f[j] = static_cast<float>(e[j]);
+}
+
+// The bilinear corners of x_hat at one pixel (GridSampleInto's formulas,
+// LibTorch's, on the grid rounded to T): element offsets into y, −1 where
+// outside (zero padding), and their weights.
+template <typename T>
+__device__ inline void Corners(const Args<T>& a,
+                               int b,
+                               float fx,
+                               float fy,
+                               long long (&corner)[4],
+                               float (&cw)[4]) {
+  const float gx = Round<T>(fx), gy = Round<T>(fy);
+  const float ix = ((gx + 1.f) * a.ws - 1.f) / 2.f;
+  const float iy = ((gy + 1.f) * a.hs - 1.f) / 2.f;
+  const int ix_nw = static_cast<int>(floorf(ix));
+  const int iy_nw = static_cast<int>(floorf(iy));
+  const int ix_se = ix_nw + 1, iy_se = iy_nw + 1;
+  cw[0] = (ix_se - ix) * (iy_se - iy);
+  cw[1] = (ix - ix_nw) * (iy_se - iy);
+  cw[2] = (ix_se - ix) * (iy - iy_nw);
+  cw[3] = (ix - ix_nw) * (iy - iy_nw);
+  const int cxs[4] = {ix_nw, ix_se, ix_nw, ix_se};
+  const int cys[4] = {iy_nw, iy_nw, iy_se, iy_se};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    corner[k] = cxs[k] >= 0 && cxs[k] < a.ws && cys[k] >= 0 && cys[k] < a.hs
+                    ? b * a.ys.b + cys[k] * a.ys.y + cxs[k] * a.ys.x
+                    : -1;
+  }
+}
+
+// A thread per 16-byte vector (8 channels) of d, so the writes are whole
+// and coalesced. The vectors of a pixel fall into up to three segments,
+// each its own range of blocks so that a warp never mixes them (mixed
+// warps ran every path: ncu, 5× the instructions): x's vectors copied
+// whole, x_hat's sampled 16 bytes a corner, and the rest channel by
+// channel (emb, corr, padding, and any part not channels-last and
+// 16-byte aligned). blockIdx.y is the batch index and the rest 32-bit:
+// 64-bit divisions by the run-time counts cost more than the copy.
+template <typename T>
+__global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
+  int seg = 0, block = blockIdx.x;
+  while (seg + 1 < kSegments && block >= a.seg_blocks[seg]) {
+    block -= a.seg_blocks[seg++];
+  }
+  const int vs = a.seg_end[seg] - a.seg_begin[seg];
+  const int plane = a.h * a.w;
+  const int i = block * blockDim.x + threadIdx.x;
+  if (i >= plane * vs) return;
+  const int b = blockIdx.y;
+  const int r = i / vs;
+  const int c0 = (a.seg_begin[seg] + i % vs) * 8;
+  const int py = r / a.w, px = r % a.w;
+  uint4* out = reinterpret_cast<uint4*>(
+      a.d + (static_cast<long long>(b) * plane + r) * a.P + c0);
+  const int kind = a.seg_kind[seg];
+  if (kind == kCopyX) {
+    *out = __ldg(reinterpret_cast<const uint4*>(a.x + b * a.xs.b + py * a.xs.y +
+                                                px * a.xs.x + c0));
+    return;
+  }
+  // Channel ranges: x [0, y0), x_hat [y0, e0), emb [e0, k0), corr [k0, z0).
+  const int y0 = a.cx, e0 = y0 + a.cy, k0 = e0 + a.ce, z0 = k0 + a.cc;
+  const float* f = a.flow + b * a.fs.b + py * a.fs.y + px * a.fs.x;
+  const float fx = f[0], fy = f[a.fs.c];
+  long long corner[4] = {-1, -1, -1, -1};
+  float cw[4] = {0.f, 0.f, 0.f, 0.f};
+  float v[8];
+  if (kind == kSampleY) {
+    Corners(a, b, fx, fy, corner, cw);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if (corner[k] < 0) continue;
+      float in[8];
+      Load8(a.y + corner[k] + (c0 - y0), in);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = fmaf(in[j], cw[k], v[j]);
+    }
+  } else {
+    if (c0 + 8 > y0 && c0 < e0) Corners(a, b, fx, fy, corner, cw);
+    // emb's input: the scaled displacement as autocast casts it.
+    float in0 = 0.f, in1 = 0.f;
+    if (c0 + 8 > e0 && c0 < k0) {
+      const float* id = a.identity + r;
+      in0 = Round<T>(a.emb_scale * (fx - id[0]));
+      in1 = Round<T>(a.emb_scale * (fy - id[plane]));
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int c = c0 + j;
+      float value = 0.f;
+      if (c < y0) {
+        value = static_cast<float>(
+            a.x[b * a.xs.b + c * a.xs.c + py * a.xs.y + px * a.xs.x]);
+      } else if (c < e0) {
+        const long long cc = static_cast<long long>(c - y0) * a.ys.c;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          if (corner[k] < 0) continue;
+          value = fmaf(static_cast<float>(a.y[corner[k] + cc]), cw[k], value);
+        }
+      } else if (c < k0) {
+        const int e = c - e0;
+        const float conv = fmaf(
+            Round<T>(a.emb_w[2 * e + 1]), in1, Round<T>(a.emb_w[2 * e]) * in0);
+        value = Round<T>(conv) + Round<T>(a.emb_b[e]);
+      } else if (c < z0) {
+        value = static_cast<float>(
+            a.corr[b * a.cs.b + (c - k0) * a.cs.c + py * a.cs.y + px * a.cs.x]);
+      }
+      v[j] = value;
+    }
+  }
+  uint4 packed;
+  packed.x = Pack(v[0], v[1], T());
+  packed.y = Pack(v[2], v[3], T());
+  packed.z = Pack(v[4], v[5], T());
+  packed.w = Pack(v[6], v[7], T());
+  *out = packed;
+}
+
+// Whether a part's 8-channel vectors can load as 16 bytes: channels
+// contiguous, every pixel and the base 16-byte aligned.
+bool Vectorizable(const at::Tensor& t) {
+  return t.stride(1) == 1 && t.size(1) % 8 == 0 && t.stride(0) % 8 == 0 &&
+         t.stride(2) % 8 == 0 && t.stride(3) % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+void CheckPart(const at::Tensor& t,
+               const char* name,
+               const at::Tensor& d,
+               at::ScalarType dtype,
+               at::IntArrayRef leading) {
+  TORCH_CHECK(
+      t.dim() == 4 && t.device() == d.device() && t.scalar_type() == dtype,
+      "AssembleRefinerInput: ",
+      name,
+      " must be a 4-d ",
+      dtype,
+      " tensor on ",
+      d.device(),
+      ", got ",
+      t.scalar_type(),
+      " ",
+      t.sizes(),
+      " on ",
+      t.device());
+  for (size_t k = 0; k < leading.size(); ++k) {
+    const int64_t dim = k == 0 ? 0 : static_cast<int64_t>(k) + 1;
+    TORCH_CHECK(t.size(dim) == leading[k],
+                "AssembleRefinerInput: ",
+                name,
+                " has size ",
+                t.sizes(),
+                ", expected ",
+                leading[k],
+                " at dimension ",
+                dim);
+  }
+}
+
+}  // namespace
+
+bool AssembleRefinerInputSupported(const at::Tensor& x,
+                                   const at::Tensor& y,
+                                   at::ScalarType dtype) {
+  return x.is_cuda() && y.is_cuda() && x.dim() == 4 && y.dim() == 4 &&
+         (dtype == at::kHalf || dtype == at::kBFloat16);
+}
+
+void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
+  TORCH_CHECK(
+      d.is_cuda() && d.dim() == 4 && d.is_contiguous() && d.size(3) % 8 == 0 &&
+          (d.scalar_type() == at::kHalf || d.scalar_type() == at::kBFloat16),
+      "AssembleRefinerInput: d must be a contiguous fp16/bf16 "
+      "(B, h, w, P) CUDA tensor, P a multiple of 8");
+  const at::ScalarType dtype = d.scalar_type();
+  const int64_t B = d.size(0), h = d.size(1), w = d.size(2), P = d.size(3);
+  CheckPart(p.x, "x", d, dtype, {B, h, w});
+  CheckPart(p.y, "y", d, dtype, {B});
+  CheckPart(p.flow, "flow", d, at::kFloat, {B, h, w});
+  TORCH_CHECK(p.flow.size(1) == 2,
+              "AssembleRefinerInput: flow needs 2 channels");
+  TORCH_CHECK(p.identity.is_contiguous() && p.identity.numel() == 2 * h * w &&
+                  p.identity.scalar_type() == at::kFloat &&
+                  p.identity.device() == d.device(),
+              "AssembleRefinerInput: identity must be a contiguous float32 "
+              "(1, 2, h, w) grid");
+  const int64_t E = p.emb_weight.size(0);
+  TORCH_CHECK(p.emb_weight.is_contiguous() && p.emb_weight.numel() == 2 * E &&
+                  p.emb_bias.is_contiguous() && p.emb_bias.numel() == E &&
+                  p.emb_weight.scalar_type() == at::kFloat &&
+                  p.emb_bias.scalar_type() == at::kFloat &&
+                  p.emb_weight.device() == d.device() &&
+                  p.emb_bias.device() == d.device(),
+              "AssembleRefinerInput: emb_weight (E, 2, 1, 1) and emb_bias (E) "
+              "must be contiguous float32 on d's device");
+  const bool has_corr = p.corr.defined();
+  if (has_corr) CheckPart(p.corr, "corr", d, dtype, {B, h, w});
+  const int64_t channels =
+      p.x.size(1) + p.y.size(1) + E + (has_corr ? p.corr.size(1) : 0);
+  TORCH_CHECK(channels <= P,
+              "AssembleRefinerInput: ",
+              channels,
+              " input channels do not fit d's ",
+              P);
+  const c10::cuda::CUDAGuard guard(d.device());
+  const long long plane = h * w;
+  TORCH_CHECK(plane * (P / 8) < (1LL << 31) && B <= 65535,
+              "AssembleRefinerInput: ",
+              d.sizes(),
+              " is too large");
+  if (B * plane == 0) return;
+  constexpr int kBlock = 256;
+  ForStorageDtype(d, [&](auto tag) {
+    using T = decltype(tag);
+    Args<T> a;
+    a.x = reinterpret_cast<const T*>(p.x.data_ptr());
+    a.xs = StridesOf(p.x);
+    a.cx = static_cast<int>(p.x.size(1));
+    a.y = reinterpret_cast<const T*>(p.y.data_ptr());
+    a.ys = StridesOf(p.y);
+    a.cy = static_cast<int>(p.y.size(1));
+    a.hs = static_cast<int>(p.y.size(2));
+    a.ws = static_cast<int>(p.y.size(3));
+    a.flow = p.flow.data_ptr<float>();
+    a.fs = StridesOf(p.flow);
+    a.identity = p.identity.data_ptr<float>();
+    a.emb_w = p.emb_weight.data_ptr<float>();
+    a.emb_b = p.emb_bias.data_ptr<float>();
+    a.ce = static_cast<int>(E);
+    // LibTorch multiplies a float tensor by a double scalar in float.
+    a.emb_scale = static_cast<float>(p.emb_scale);
+    a.corr = has_corr ? reinterpret_cast<const T*>(p.corr.data_ptr()) : nullptr;
+    a.cs = has_corr ? StridesOf(p.corr) : Strides{0, 0, 0, 0};
+    a.cc = has_corr ? static_cast<int>(p.corr.size(1)) : 0;
+    a.d = reinterpret_cast<T*>(d.data_ptr());
+    a.h = static_cast<int>(h);
+    a.w = static_cast<int>(w);
+    a.P = static_cast<int>(P);
+    // Segments: x copied whole where it is channels-last and 16-byte
+    // aligned, then x_hat sampled whole likewise, the rest generic.
+    const int V = static_cast<int>(P / 8);
+    int n = 0, pos = 0;
+    auto add = [&](int kind, int end) {
+      a.seg_kind[n] = kind;
+      a.seg_begin[n] = pos;
+      a.seg_end[n] = end;
+      a.seg_blocks[n] =
+          static_cast<int>((plane * (end - pos) + kBlock - 1) / kBlock);
+      pos = end;
+      ++n;
+    };
+    const bool x_whole = Vectorizable(p.x);
+    if (x_whole) add(kCopyX, a.cx / 8);
+    if (x_whole && Vectorizable(p.y)) add(kSampleY, pos + a.cy / 8);
+    add(kGeneric, V);
+    int blocks = 0;
+    for (int k = 0; k < n; ++k) blocks += a.seg_blocks[k];
+    for (; n < kSegments; ++n) {
+      a.seg_kind[n] = kGeneric;
+      a.seg_begin[n] = a.seg_end[n] = V;
+      a.seg_blocks[n] = 0;
+    }
+    RefinerInputKernel<T>
+        <<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(B)),
+           kBlock,
+           0,
+           c10::cuda::getCurrentCUDAStream()>>>(a);
+  });
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(error == cudaSuccess,
+              "AssembleRefinerInput: ",
+              cudaGetErrorString(error));
+}
+
+}  // namespace internal
+}  // namespace l2m
