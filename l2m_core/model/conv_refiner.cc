@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace l2m {
@@ -55,21 +56,37 @@ ConvRefinerImpl::ConvRefinerImpl(const ConvRefinerConfig& config)
 }
 
 Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
-                                    const torch::Tensor& y,
+                                    const torch::Tensor& y_in,
                                     const torch::Tensor& flow,
-                                    double scale_factor) {
+                                    double scale_factor,
+                                    int64_t support_offset) {
   namespace F = torch::nn::functional;
   const int64_t B = x.size(0), h = x.size(2), w = x.size(3);
+  TORCH_CHECK(support_offset >= 0 && support_offset < std::max<int64_t>(B, 1),
+              "ConvRefiner: support_offset ",
+              support_offset,
+              " outside [0, ",
+              B,
+              ")");
   const bool fused = CanRunFused(x);
+  const bool assemble = fused && AssembleOnGpu(x, y_in, flow);
+  // Only the one-kernel assembly and the local correlation kernel read y at
+  // an offset; elsewhere the support batch is rolled into place.
+  torch::Tensor y = y_in;
+  if (support_offset != 0 && !assemble) {
+    y = torch::roll(y_in, {-support_offset}, {0});
+    support_offset = 0;
+  }
   auto local_corr = [&] {
     ScopedStage timed("local_correlation");
     // disable_local_corr_grad=True in RoMa: features learn through the
     // grid-sampled x_hat, not through the correlation window.
     torch::NoGradGuard no_grad;
-    return LocalCorrelation(x, y, config_.local_corr_radius, flow);
+    return LocalCorrelation(
+        x, y, config_.local_corr_radius, flow, support_offset);
   };
 #ifdef L2M_HAVE_CUDA_KERNELS
-  if (fused && AssembleOnGpu(x, y, flow)) {
+  if (assemble) {
     // x_hat, the displacement embedding and the padding in one kernel
     // (AssembleRefinerInput) instead of ~10 LibTorch launches.
     const at::ScalarType dtype = CudaComputeDtype(x.scalar_type());
@@ -86,6 +103,7 @@ Refinement ConvRefinerImpl::forward(const torch::Tensor& x,
               ? disp_emb_->bias
               : torch::zeros({config_.disp_emb_dim}, flow.options());
       parts.emb_scale = 40.0 / 32.0 * scale_factor;
+      parts.support_offset = support_offset;
       if (config_.local_corr_radius > 0) parts.corr = local_corr();
       const int64_t channels = x.size(1) + y.size(1) + config_.disp_emb_dim +
                                (parts.corr.defined() ? parts.corr.size(1) : 0);

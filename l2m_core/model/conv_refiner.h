@@ -30,11 +30,15 @@ class ConvRefinerImpl : public torch::nn::Module {
   // y: projected support features (B, C, h', w');
   // flow: current warp (B, 2, h, w) in normalised coords;
   // scale_factor scales the displacement embedding:
-  //   disp_emb(40/32 · scale_factor · (flow − grid)).
+  //   disp_emb(40/32 · scale_factor · (flow − grid));
+  // support_offset: image b of x is refined against y's image
+  // (b + support_offset) mod B (the symmetric batch passes its own features
+  // with B/2 instead of a copy with the halves swapped).
   Refinement forward(const torch::Tensor& x,
                      const torch::Tensor& y,
                      const torch::Tensor& flow,
-                     double scale_factor);
+                     double scale_factor,
+                     int64_t support_offset = 0);
 
   // Inference only, after loading: folds each block's BatchNorm into its
   // depthwise conv and skips it from then on. On CUDA this also enables the

@@ -79,11 +79,18 @@ at::Tensor LocalCorrelationCpu(const at::Tensor& f0_scaled,
 at::Tensor LocalCorrelation(const at::Tensor& feature0,
                             const at::Tensor& feature1,
                             int radius,
-                            const at::Tensor& flow) {
+                            const at::Tensor& flow,
+                            int64_t support_offset) {
   namespace F = torch::nn::functional;
   const int64_t B = feature0.size(0), C = feature0.size(1);
   const int64_t h = feature0.size(2), w = feature0.size(3);
   const int64_t n = 2 * radius + 1;
+  TORCH_CHECK(support_offset >= 0 && support_offset < std::max<int64_t>(B, 1),
+              "LocalCorrelation: support_offset ",
+              support_offset,
+              " outside [0, ",
+              B,
+              ")");
 #ifdef L2M_HAVE_CUDA_KERNELS
   if (feature0.is_cuda() && feature0.sizes() == feature1.sizes() &&
       feature0.size(1) <= 1024 && radius <= 7) {
@@ -93,9 +100,14 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
         feature0,
         feature1.to(feature0.scalar_type()),
         flow.permute({0, 2, 3, 1}).to(torch::kFloat),
-        radius);
+        radius,
+        support_offset);
   }
 #endif
+  if (support_offset != 0) {
+    return LocalCorrelation(
+        feature0, torch::roll(feature1, {-support_offset}, {0}), radius, flow);
+  }
   // Offsets in float32 like the reference (linspace on the feature device).
   const auto opts = flow.options();
   auto lin_y = torch::linspace(-2.0 * radius / h, 2.0 * radius / h, n, opts);

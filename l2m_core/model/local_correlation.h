@@ -12,9 +12,13 @@ namespace l2m {
 // query's size (h, w)).
 // feature0 (B, C, h, w), feature1 (B, C, h', w'), flow (B, 2, h, w)
 //   → (B, (2r+1)², h, w).
+// support_offset: query b correlates with feature1's image
+// (b + support_offset) mod B, so the symmetric batch passes its own
+// features with offset B/2 instead of a copy with the halves swapped.
 at::Tensor LocalCorrelation(const at::Tensor& feature0,
                             const at::Tensor& feature1,
                             int radius,
-                            const at::Tensor& flow);
+                            const at::Tensor& flow,
+                            int64_t support_offset = 0);
 
 }  // namespace l2m

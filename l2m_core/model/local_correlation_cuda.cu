@@ -117,7 +117,8 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
                                        int h,
                                        int w,
                                        int radius,
-                                       float scale) {
+                                       float scale,
+                                       int support_offset) {
   __shared__ float query[kWarpsPerBlock][kMaxChannels];
   __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -125,6 +126,7 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
   if (!StartWindow(coords, out, B, h, w, radius, win)) return;
   const long long pixel = win.pixel;
   const int b = win.b, m = win.m, x0 = win.x0, y0 = win.y0;
+  const int bs = (b + support_offset) % B;  // the support image
 
   const T* q = f0 + pixel * C;
   for (int c = lane; c < C; c += 32) query[warp][c] = ToFloat(q[c]) * scale;
@@ -133,7 +135,7 @@ __global__ void LocalCorrelationWindow(const T* __restrict__ f0,
     const int y = y0 + p / m, x = x0 + p % m;
     float dot = 0.f;
     if (y >= 0 && y < h && x >= 0 && x < w) {
-      const T* t = f1 + ((static_cast<long long>(b) * h + y) * w + x) * C;
+      const T* t = f1 + ((static_cast<long long>(bs) * h + y) * w + x) * C;
       // 16-byte loads (rows are 16-byte aligned when C is a multiple of V).
       constexpr int V = 16 / sizeof(T);
       int c = 0;
@@ -170,7 +172,8 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
                                           int h,
                                           int w,
                                           int radius,
-                                          float scale) {
+                                          float scale,
+                                          int support_offset) {
   constexpr int V = 16 / sizeof(T);
   __shared__ float partial[kWarpsPerBlock][kChunk][kChunk + 1];
   __shared__ float dots[kWarpsPerBlock][kMaxWindow * kMaxWindow];
@@ -179,6 +182,7 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
   if (!StartWindow(coords, out, B, h, w, radius, win)) return;
   const long long pixel = win.pixel;
   const int b = win.b, m = win.m, x0 = win.x0, y0 = win.y0;
+  const int bs = (b + support_offset) % B;  // the support image
 
   const int vectors = C / V;  // ≤ 32·kVecs
   float q[kVecs][V];
@@ -205,7 +209,7 @@ __global__ void LocalCorrelationCoalesced(const T* __restrict__ f0,
       float dot = 0.f;
       if (y >= 0 && y < h && x >= 0 && x < w) {
         const uint4* t = reinterpret_cast<const uint4*>(
-            f1 + ((static_cast<long long>(b) * h + y) * w + x) * C);
+            f1 + ((static_cast<long long>(bs) * h + y) * w + x) * C);
 #pragma unroll
         for (int j = 0; j < kVecs; ++j) {
           const int v = lane + 32 * j;
@@ -238,7 +242,8 @@ bool HaveLocalCorrelationKernel() { return true; }
 at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
                                   const at::Tensor& f1,
                                   const at::Tensor& coords,
-                                  int radius) {
+                                  int radius,
+                                  int64_t support_offset) {
   TORCH_CHECK(f0.is_cuda() && f1.is_cuda() && coords.is_cuda(),
               "LocalCorrelationKernel: CUDA tensors expected");
   TORCH_CHECK(
@@ -254,6 +259,12 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
               "LocalCorrelationKernel: at most ",
               kMaxChannels,
               " channels and radius 7");
+  TORCH_CHECK(support_offset >= 0 && support_offset < std::max(B, 1),
+              "LocalCorrelationKernel: support_offset ",
+              support_offset,
+              " outside [0, ",
+              B,
+              ")");
   const c10::cuda::CUDAGuard guard(f0.device());
   // Channels-last rows: a no-op for channels-last inputs.
   const at::Tensor a = f0.permute({0, 2, 3, 1}).contiguous();
@@ -286,7 +297,8 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
                   h,
                   w,
                   radius,
-                  scale);
+                  scale,
+                  static_cast<int>(support_offset));
             };
             if (vectors <= 32) {
               launch(LocalCorrelationCoalesced<scalar_t, 1>);
@@ -301,16 +313,18 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
               <<<blocks,
                  kWarpsPerBlock * 32,
                  0,
-                 c10::cuda::getCurrentCUDAStream()>>>(a.data_ptr<scalar_t>(),
-                                                      s.data_ptr<scalar_t>(),
-                                                      g.data_ptr<float>(),
-                                                      out.data_ptr<scalar_t>(),
-                                                      B,
-                                                      C,
-                                                      h,
-                                                      w,
-                                                      radius,
-                                                      scale);
+                 c10::cuda::getCurrentCUDAStream()>>>(
+                  a.data_ptr<scalar_t>(),
+                  s.data_ptr<scalar_t>(),
+                  g.data_ptr<float>(),
+                  out.data_ptr<scalar_t>(),
+                  B,
+                  C,
+                  h,
+                  w,
+                  radius,
+                  scale,
+                  static_cast<int>(support_offset));
         });
     const cudaError_t error = cudaGetLastError();
     TORCH_CHECK(error == cudaSuccess,

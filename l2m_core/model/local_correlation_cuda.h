@@ -18,7 +18,8 @@ bool HaveLocalCorrelationKernel();
 at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
                                   const at::Tensor& f1,
                                   const at::Tensor& coords,
-                                  int radius);
+                                  int radius,
+                                  int64_t support_offset = 0);
 
 }  // namespace internal
 }  // namespace l2m

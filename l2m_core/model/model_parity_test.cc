@@ -416,6 +416,31 @@ TEST(LocalCorrelationCpu, MatchesGridSamplePerOffset) {
   }
 }
 
+// A support offset correlates query b with support image (b + offset) mod B:
+// exactly the correlation with the support batch rolled into place, on the
+// device the test runs on (the CUDA kernel reads at the offset; the CPU
+// path rolls), fp32 and, on CUDA, fp16; out-of-range offsets are refused.
+TEST(LocalCorrelation, SupportOffsetReadsTheRolledBatch) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(2);
+  const auto opts = torch::dtype(torch::kFloat).device(Device());
+  const torch::Tensor f0 = torch::randn({4, 64, 9, 13}, opts);
+  const torch::Tensor f1 = torch::randn({4, 64, 9, 13}, opts);
+  const torch::Tensor flow = torch::rand({4, 2, 9, 13}, opts) * 2.4 - 1.2;
+  std::vector<at::ScalarType> dtypes = {torch::kFloat};
+  if (f0.is_cuda()) dtypes.push_back(torch::kHalf);
+  for (const auto dtype : dtypes) {
+    for (const int64_t offset : {1, 2, 3}) {
+      const torch::Tensor a = f0.to(dtype), b = f1.to(dtype);
+      const torch::Tensor got = LocalCorrelation(a, b, 2, flow, offset);
+      const torch::Tensor ref =
+          LocalCorrelation(a, torch::roll(b, {-offset}, {0}), 2, flow);
+      EXPECT_TRUE(torch::equal(got, ref)) << dtype << " offset " << offset;
+    }
+  }
+  EXPECT_THROW(LocalCorrelation(f0, f1, 2, flow, 4), c10::Error);
+}
+
 #ifdef L2M_PARITY_ON_CUDA
 // The CUDA kernel (whole-pixel window, channels-last rows) against the
 // grid_sample formulation on the CPU, with warp targets partly outside the
@@ -660,6 +685,9 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
           dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
       for (const bool channels_last : {false, true}) {
         for (const bool identity_flow : {false, true}) {
+          // The symmetric batch's support at an offset (only with the
+          // random flow, to keep the loop short).
+          const int64_t offset = identity_flow ? 0 : 1;
           const auto layout = channels_last ? at::MemoryFormat::ChannelsLast
                                             : at::MemoryFormat::Contiguous;
           const torch::Tensor x =
@@ -681,6 +709,7 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
           parts.emb_bias = emb_b;
           parts.emb_scale = scale;
           parts.corr = corr;
+          parts.support_offset = offset;
           ASSERT_TRUE(internal::AssembleRefinerInputSupported(x, y, dtype));
           torch::Tensor d = torch::full({B, h, w, P}, 7.0, cuda.dtype(dtype));
           internal::AssembleRefinerInput(parts, d);
@@ -688,7 +717,7 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
           torch::Tensor x_hat, emb;
           {
             CudaAutocast autocast(dtype);
-            x_hat = F::grid_sample(y,
+            x_hat = F::grid_sample(torch::roll(y, {-offset}, {0}),
                                    flow.permute({0, 2, 3, 1}).to(dtype),
                                    F::GridSampleFuncOptions()
                                        .mode(torch::kBilinear)
@@ -728,7 +757,7 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
       }
     }
   }
-  // A wrong part is named.
+  // A wrong part is named; an offset outside the batch is refused.
   internal::RefinerInputParts bad;
   bad.x = torch::zeros({1, 8, 4, 4}, cuda.dtype(torch::kHalf));
   bad.y = bad.x;
@@ -742,6 +771,15 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
     ADD_FAILURE() << "a flow of the wrong width was taken";
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("flow"), std::string::npos)
+        << e.what();
+  }
+  bad.flow = torch::zeros({1, 2, 4, 4}, cuda);
+  bad.support_offset = 1;
+  try {
+    internal::AssembleRefinerInput(bad, d);
+    ADD_FAILURE() << "a support offset outside the batch was taken";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("support_offset"), std::string::npos)
         << e.what();
   }
 }

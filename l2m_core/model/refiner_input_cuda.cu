@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -40,6 +41,7 @@ struct Args {
   const float* emb_b;     // (E)
   int ce;
   float emb_scale;
+  int support_offset;  // x_hat of image b samples y's image b + offset
   const T* corr;
   Strides cs;
   int cc;
@@ -77,10 +79,10 @@ __device__ inline void Load8(const T* p, float (&f)[8]) {
 
 // The bilinear corners of x_hat at one pixel (GridSampleInto's formulas,
 // LibTorch's, on the grid rounded to T): element offsets into y, −1 where
-// outside (zero padding), and their weights.
+// outside (zero padding), and their weights; bs: y's image.
 template <typename T>
 __device__ inline void Corners(const Args<T>& a,
-                               int b,
+                               int bs,
                                float fx,
                                float fy,
                                long long (&corner)[4],
@@ -100,7 +102,7 @@ __device__ inline void Corners(const Args<T>& a,
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     corner[k] = cxs[k] >= 0 && cxs[k] < a.ws && cys[k] >= 0 && cys[k] < a.hs
-                    ? b * a.ys.b + cys[k] * a.ys.y + cxs[k] * a.ys.x
+                    ? bs * a.ys.b + cys[k] * a.ys.y + cxs[k] * a.ys.x
                     : -1;
   }
 }
@@ -124,6 +126,7 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
   const int i = block * blockDim.x + threadIdx.x;
   if (i >= plane * vs) return;
   const int b = blockIdx.y;
+  const int bs = (b + a.support_offset) % gridDim.y;  // y's image
   const int r = i / vs;
   const int c0 = (a.seg_begin[seg] + i % vs) * 8;
   const int py = r / a.w, px = r % a.w;
@@ -143,7 +146,7 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
   float cw[4] = {0.f, 0.f, 0.f, 0.f};
   float v[8];
   if (kind == kSampleY) {
-    Corners(a, b, fx, fy, corner, cw);
+    Corners(a, bs, fx, fy, corner, cw);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = 0.f;
 #pragma unroll
@@ -155,7 +158,7 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
       for (int j = 0; j < 8; ++j) v[j] = fmaf(in[j], cw[k], v[j]);
     }
   } else {
-    if (c0 + 8 > y0 && c0 < e0) Corners(a, b, fx, fy, corner, cw);
+    if (c0 + 8 > y0 && c0 < e0) Corners(a, bs, fx, fy, corner, cw);
     // emb's input: the scaled displacement as autocast casts it.
     float in0 = 0.f, in1 = 0.f;
     if (c0 + 8 > e0 && c0 < k0) {
@@ -274,6 +277,13 @@ void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
                   p.emb_bias.device() == d.device(),
               "AssembleRefinerInput: emb_weight (E, 2, 1, 1) and emb_bias (E) "
               "must be contiguous float32 on d's device");
+  TORCH_CHECK(
+      p.support_offset >= 0 && p.support_offset < std::max<int64_t>(B, 1),
+      "AssembleRefinerInput: support_offset ",
+      p.support_offset,
+      " outside [0, ",
+      B,
+      ")");
   const bool has_corr = p.corr.defined();
   if (has_corr) CheckPart(p.corr, "corr", d, dtype, {B, h, w});
   const int64_t channels =
@@ -310,6 +320,7 @@ void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
     a.ce = static_cast<int>(E);
     // LibTorch multiplies a float tensor by a double scalar in float.
     a.emb_scale = static_cast<float>(p.emb_scale);
+    a.support_offset = static_cast<int>(p.support_offset);
     a.corr = has_corr ? reinterpret_cast<const T*>(p.corr.data_ptr()) : nullptr;
     a.cs = has_corr ? StridesOf(p.corr) : Strides{0, 0, 0, 0};
     a.cc = has_corr ? static_cast<int>(p.corr.size(1)) : 0;

@@ -29,6 +29,9 @@ namespace internal {
 struct RefinerInputParts {
   at::Tensor x, y, flow, identity, emb_weight, emb_bias, corr;
   double emb_scale = 1.0;
+  // x_hat of image b samples y's image (b + support_offset) mod B: the
+  // symmetric batch passes its own features with offset B/2.
+  int64_t support_offset = 0;
 };
 
 void AssembleRefinerInput(const RefinerInputParts& parts, at::Tensor& d);
