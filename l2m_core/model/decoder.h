@@ -36,10 +36,11 @@ class DecoderImpl : public torch::nn::Module {
 
   // f_q, f_s: query and support pyramids (same batch size). An empty f_s
   // means the symmetric batch [A→B, B→A]: the support of each sample is the
-  // query of the other half, so only f_q is projected and the projections'
-  // halves are swapped (the projection is per pixel, and its BatchNorm's
-  // batch statistics are the same over a permuted batch), instead of
-  // copying and projecting a swapped copy of the full-resolution features.
+  // query of the other half, so only f_q is projected and each sample reads
+  // its support from the other half (the projection is per pixel, and its
+  // BatchNorm's batch statistics are the same over a permuted batch): the
+  // refiners at an offset of B/2 images, the GP from a swapped copy, never
+  // a swapped copy of the full-resolution features.
   // Without `upsample`
   // all scales run and the warp starts from the classifier at scale 16; with
   // `upsample` only the VGG scales (8..1) run, starting from `init` (any size,
