@@ -728,8 +728,8 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
                             F::Conv2dFuncOptions().bias(emb_b));
           }
           ASSERT_EQ(emb.scalar_type(), dtype);
-          auto part = [&](int64_t offset, int64_t c) {
-            return d.narrow(3, offset, c)
+          auto part = [&](int64_t first, int64_t c) {
+            return d.narrow(3, first, c)
                 .permute({0, 3, 1, 2})
                 .to(torch::kFloat);
           };
