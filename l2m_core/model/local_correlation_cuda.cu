@@ -282,49 +282,33 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
         at::kHalf, at::kBFloat16, a.scalar_type(), "LocalCorrelation", [&] {
           constexpr int V = 16 / sizeof(scalar_t);
           const int vectors = C / V;
-          if (C % V == 0 && vectors <= 128) {
-            auto launch = [&](auto kernel) {
-              kernel<<<blocks,
-                       kWarpsPerBlock * 32,
-                       0,
-                       c10::cuda::getCurrentCUDAStream()>>>(
-                  a.data_ptr<scalar_t>(),
-                  s.data_ptr<scalar_t>(),
-                  g.data_ptr<float>(),
-                  out.data_ptr<scalar_t>(),
-                  B,
-                  C,
-                  h,
-                  w,
-                  radius,
-                  scale,
-                  static_cast<int>(support_offset));
-            };
-            if (vectors <= 32) {
-              launch(LocalCorrelationCoalesced<scalar_t, 1>);
-            } else if (vectors <= 64) {
-              launch(LocalCorrelationCoalesced<scalar_t, 2>);
-            } else {
-              launch(LocalCorrelationCoalesced<scalar_t, 4>);
-            }
-            return;
+          // Both kernels take the same arguments.
+          auto launch = [&](auto kernel) {
+            kernel<<<blocks,
+                     kWarpsPerBlock * 32,
+                     0,
+                     c10::cuda::getCurrentCUDAStream()>>>(
+                a.data_ptr<scalar_t>(),
+                s.data_ptr<scalar_t>(),
+                g.data_ptr<float>(),
+                out.data_ptr<scalar_t>(),
+                B,
+                C,
+                h,
+                w,
+                radius,
+                scale,
+                static_cast<int>(support_offset));
+          };
+          if (C % V != 0 || vectors > 128) {
+            launch(LocalCorrelationWindow<scalar_t>);
+          } else if (vectors <= 32) {
+            launch(LocalCorrelationCoalesced<scalar_t, 1>);
+          } else if (vectors <= 64) {
+            launch(LocalCorrelationCoalesced<scalar_t, 2>);
+          } else {
+            launch(LocalCorrelationCoalesced<scalar_t, 4>);
           }
-          LocalCorrelationWindow<scalar_t>
-              <<<blocks,
-                 kWarpsPerBlock * 32,
-                 0,
-                 c10::cuda::getCurrentCUDAStream()>>>(
-                  a.data_ptr<scalar_t>(),
-                  s.data_ptr<scalar_t>(),
-                  g.data_ptr<float>(),
-                  out.data_ptr<scalar_t>(),
-                  B,
-                  C,
-                  h,
-                  w,
-                  radius,
-                  scale,
-                  static_cast<int>(support_offset));
         });
     const cudaError_t error = cudaGetLastError();
     TORCH_CHECK(error == cudaSuccess,

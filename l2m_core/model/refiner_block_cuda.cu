@@ -229,16 +229,6 @@ __device__ inline void Mma16816(float (&c)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ inline unsigned PackPair(float a, float b, __half) {
-  const __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const unsigned*>(&h);
-}
-
-__device__ inline unsigned PackPair(float a, float b, __nv_bfloat16) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-  return *reinterpret_cast<const unsigned*>(&h);
-}
-
 // A persistent grid: each block loads the weights once, then walks the
 // (batch, tile row, tile column) tiles in raster order, so neighbouring
 // tiles (which share halo rows) run at about the same time and the halo

@@ -58,16 +58,6 @@ __device__ inline float Round(float x) {
   return static_cast<float>(T(x));
 }
 
-__device__ inline unsigned Pack(float a, float b, __half) {
-  const __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const unsigned*>(&h);
-}
-
-__device__ inline unsigned Pack(float a, float b, __nv_bfloat16) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-  return *reinterpret_cast<const unsigned*>(&h);
-}
-
 // 8 elements of T from a 16-byte-aligned address, widened.
 template <typename T>
 __device__ inline void Load8(const T* p, float (&f)[8]) {
@@ -193,10 +183,10 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
     }
   }
   uint4 packed;
-  packed.x = Pack(v[0], v[1], T());
-  packed.y = Pack(v[2], v[3], T());
-  packed.z = Pack(v[4], v[5], T());
-  packed.w = Pack(v[6], v[7], T());
+  packed.x = PackPair(v[0], v[1], T());
+  packed.y = PackPair(v[2], v[3], T());
+  packed.z = PackPair(v[4], v[5], T());
+  packed.w = PackPair(v[6], v[7], T());
   *out = packed;
 }
 

@@ -21,5 +21,17 @@ void ForStorageDtype(const at::Tensor& x, Launch&& launch) {
   }
 }
 
+// Two floats rounded to T and packed into one 32-bit word (a, b in the low
+// and high halves), as one store of two neighbouring channels.
+__device__ inline unsigned PackPair(float a, float b, __half) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+
+__device__ inline unsigned PackPair(float a, float b, __nv_bfloat16) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+
 }  // namespace internal
 }  // namespace l2m
