@@ -197,7 +197,6 @@ bool ConvRefinerImpl::AssembleOnGpu(const torch::Tensor& x,
 #ifdef L2M_HAVE_CUDA_KERNELS
   const at::ScalarType dtype = CudaComputeDtype(x.scalar_type());
   return internal::AssembleRefinerInputSupported(x, y, dtype) &&
-         x.scalar_type() == dtype && y.scalar_type() == dtype &&
          flow.scalar_type() == torch::kFloat &&
          disp_emb_->weight.scalar_type() == torch::kFloat &&
          (!disp_emb_->bias.defined() ||

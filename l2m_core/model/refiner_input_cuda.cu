@@ -237,6 +237,7 @@ bool AssembleRefinerInputSupported(const at::Tensor& x,
                                    const at::Tensor& y,
                                    at::ScalarType dtype) {
   return x.is_cuda() && y.is_cuda() && x.dim() == 4 && y.dim() == 4 &&
+         x.scalar_type() == dtype && y.scalar_type() == dtype &&
          (dtype == at::kHalf || dtype == at::kBFloat16);
 }
 

@@ -37,7 +37,7 @@ struct RefinerInputParts {
 void AssembleRefinerInput(const RefinerInputParts& parts, at::Tensor& d);
 
 // Whether AssembleRefinerInput builds a buffer of `dtype` (fp16/bf16) for
-// these parts' tensors.
+// these parts' tensors: CUDA, 4-d, of that dtype.
 bool AssembleRefinerInputSupported(const at::Tensor& x,
                                    const at::Tensor& y,
                                    at::ScalarType dtype);
