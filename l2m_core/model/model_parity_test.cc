@@ -11,6 +11,7 @@
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
 #include "l2m_core/model/gp_cuda.h"
+#include "l2m_core/model/input_conv_cuda.h"
 #include "l2m_core/model/layer_norm_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
@@ -512,6 +513,62 @@ TEST(BiasReluCuda, MatchesReluOfSum) {
                c10::Error);
 }
 
+// VGG's first conv kernel against the steps autocast takes: x and the
+// weights rounded to the dtype, the conv summed in float64 here, rounded,
+// + bias, ReLU, rounded. Only the summation (fp32 on the tensor cores)
+// differs, so an output may be one rounding off. NCHW and channels-last images,
+// partial tiles, both widths; unsupported inputs are refused.
+TEST(InputConvCuda, MatchesRoundedConvBiasRelu) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double ulp =
+        dtype == torch::kHalf ? std::ldexp(1.0, -10) : std::ldexp(1.0, -7);
+    for (const int64_t C : {32, 64}) {
+      for (const bool channels_last : {false, true}) {
+        torch::Tensor x = torch::randn({2, 3, 13, 37}, cuda) * 2.0;
+        if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        const torch::Tensor w = torch::randn({C, 3, 3, 3}, cuda) * 0.3;
+        const torch::Tensor b = torch::randn({C}, cuda) * 0.1;
+        ASSERT_TRUE(internal::InputConvBiasReluSupported(x, w, dtype));
+        const torch::Tensor got = internal::InputConvBiasRelu(x, w, b, dtype);
+        ASSERT_EQ(got.scalar_type(), dtype);
+        EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+        const torch::Tensor conv = torch::conv2d(x.to(dtype).to(torch::kDouble),
+                                                 w.to(dtype).to(torch::kDouble),
+                                                 {},
+                                                 1,
+                                                 1)
+                                       .to(dtype)
+                                       .to(torch::kFloat);
+        const torch::Tensor ref = torch::relu(conv + b.view({1, -1, 1, 1}))
+                                      .to(dtype)
+                                      .to(torch::kFloat);
+        // A flipped rounding of the conv (one ulp of it) may carry through
+        // the bias and be rounded once more (one ulp of the result).
+        const torch::Tensor err = (got.to(torch::kFloat) - ref).abs();
+        const torch::Tensor bound = (conv.abs() + ref.abs()) * ulp + 1e-6;
+        EXPECT_TRUE((err <= bound).all().item<bool>())
+            << dtype << " C=" << C << " channels_last=" << channels_last
+            << " max err " << err.max().item<double>();
+        // Most outputs are bit-equal; a summation-order rounding flip is rare.
+        EXPECT_GE((err == 0).to(torch::kFloat).mean().item<double>(), 0.99);
+      }
+    }
+  }
+  const torch::Tensor w = torch::zeros({64, 3, 3, 3}, cuda);
+  EXPECT_FALSE(internal::InputConvBiasReluSupported(
+      torch::zeros({1, 4, 8, 8}, cuda), w, torch::kHalf));
+  EXPECT_FALSE(internal::InputConvBiasReluSupported(
+      torch::zeros({1, 3, 8, 8}, cuda), w, torch::kFloat));
+  EXPECT_THROW(internal::InputConvBiasRelu(torch::zeros({1, 3, 8, 8}, cuda),
+                                           torch::zeros({48, 3, 3, 3}, cuda),
+                                           torch::zeros({48}, cuda),
+                                           torch::kHalf),
+               c10::Error);
+}
+
 // VGG's pool kernel against max_pool2d: odd sizes (floor), a NaN (which
 // propagates), fp16 and bf16 bit for bit (a max rounds nothing).
 TEST(MaxPool2x2Cuda, MatchesMaxPool2d) {
@@ -830,9 +887,12 @@ TEST(GpCuda, KernelMatrixFromDotsEqualsCosKernel) {
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
   const torch::Tensor x = torch::randn({2, 300, 64}, cuda);
   const torch::Tensor y = torch::randn({2, 200, 64}, cuda);
+  const torch::Tensor z = torch::randn({2, 201, 64}, cuda);  // not 4 · k
   for (const auto& [a, b, sigma] :
        {std::tuple<torch::Tensor, torch::Tensor, double>{x, y, 0.0},
-        {y, y, 0.1}}) {
+        {y, y, 0.1},
+        {x, z, 0.0},
+        {z, z, 0.1}}) {
     torch::Tensor dots = torch::bmm(a, b.transpose(1, 2));
     internal::CosKernelFromDotsCuda(dots,
                                     a.norm(2, -1).contiguous(),

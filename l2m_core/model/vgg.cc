@@ -4,6 +4,7 @@
 
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/input_conv_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #endif
 
@@ -61,6 +62,25 @@ FeaturePyramid Vgg19Impl::forward(const torch::Tensor& input) {
           layers_[i + 2]->as<torch::nn::ReLUImpl>() != nullptr &&
           conv->bias.defined() && conv->weight.size(2) == 3 &&
           conv->weight.size(3) == 3) {
+        // The first conv, on the float32 image under autocast: l2m's kernel
+        // (cuDNN takes a slow kernel for 3 input channels, then the bias
+        // pass), rounding as autocast's conv and the bias pass round.
+        const at::ScalarType compute = CudaComputeDtype(torch::kFloat);
+        if (x.scalar_type() == torch::kFloat && compute != torch::kFloat &&
+            internal::InputConvBiasReluSupported(x, conv->weight, compute)) {
+          auto& cached = low_precision_[i];
+          if (!cached.first.defined() ||
+              cached.first.scalar_type() != torch::kFloat ||
+              cached.first.device() != x.device() ||
+              !cached.first.is_contiguous()) {
+            cached = {conv->weight.to(torch::kFloat).contiguous(),
+                      conv->bias.to(torch::kFloat).contiguous()};
+          }
+          x = internal::InputConvBiasRelu(
+              x, cached.first, cached.second, compute);
+          i += 2;  // BN (folded) and ReLU done
+          continue;
+        }
         // VGG's 3×3 convs: stride 1, padding 1. In fp16/bf16 cuDNN fuses
         // bias and ReLU into the conv at the conv's own speed (measured on
         // an H200: docs/PERFORMANCE.md, session 5); float32 keeps the
