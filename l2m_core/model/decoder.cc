@@ -4,6 +4,10 @@
 #include "l2m_core/model/gp.h"
 #include "l2m_core/model/model_util.h"
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include "l2m_core/model/bias_activation_cuda.h"
+#endif
+
 #include <torch/torch.h>
 
 #include <string>
@@ -106,9 +110,27 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
     {
       ScopedStage timed(stage + "proj");
       auto project = [&](const torch::Tensor& f) {
-        return proj_bn_folded_
-                   ? proj[0]->as<torch::nn::Conv2dImpl>()->forward(f)
-                   : proj.forward(f);
+        if (!proj_bn_folded_) return proj.forward(f);
+        auto* conv = proj[0]->as<torch::nn::Conv2dImpl>();
+#ifdef L2M_HAVE_CUDA_KERNELS
+        // Inference on CUDA in fp16/bf16: the 1×1 conv without its bias,
+        // then the bias added as autocast's conv adds it (cast to the
+        // dtype, summed in float32, rounded) by l2m's vectorised pass
+        // instead of LibTorch's strided broadcast add over channels-last.
+        const at::ScalarType compute = CudaComputeDtype(torch::kFloat);
+        if (f.is_cuda() && !is_training() && !torch::GradMode::is_enabled() &&
+            compute != torch::kFloat && conv->bias.defined() &&
+            conv->weight.size(2) == 1 && conv->weight.size(3) == 1) {
+          torch::Tensor y = torch::conv2d(f, conv->weight);
+          if (y.scalar_type() == compute &&
+              internal::BiasReluInplaceSupported(y)) {
+            internal::BiasAddInplace(y, conv->bias.to(compute));
+            return y;
+          }
+          return y.add_(conv->bias.to(y.scalar_type()).view({1, -1, 1, 1}));
+        }
+#endif
+        return conv->forward(f);
       };
       fq = project(f_q.at(s));
       if (f_s.empty()) {

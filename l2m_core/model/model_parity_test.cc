@@ -487,8 +487,9 @@ TEST(LocalCorrelationCuda, MatchesGridSampleIncludingBorders) {
 }
 
 #ifdef L2M_HAVE_CUDA_KERNELS
-// The conv epilogue kernel (VGG and the refiners on CUDA) against
-// relu(x + bias), in float32 exactly and in fp16 to one rounding.
+// The conv epilogue kernels (VGG, the projections and the refiners on CUDA)
+// against relu(x + bias), in float32 exactly and in fp16 to one rounding,
+// and against x + bias bit for bit.
 TEST(BiasReluCuda, MatchesReluOfSum) {
   L2M_REQUIRE_DEVICE();
   torch::manual_seed(0);
@@ -504,6 +505,23 @@ TEST(BiasReluCuda, MatchesReluOfSum) {
     internal::BiasReluInplace(x, bias);
     const double err = (x.to(torch::kFloat) - ref).abs().max().item<double>();
     EXPECT_LE(err, dtype == torch::kFloat ? 0.0 : 4e-3) << dtype;
+  }
+  // The bias alone, as LibTorch adds a conv's bias: bit-equal, with the
+  // bias in float32 or (as autocast casts it) in x's dtype.
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const torch::Tensor x = torch::randn({2, 24, 7, 5}, cuda)
+                                .to(dtype)
+                                .contiguous(at::MemoryFormat::ChannelsLast);
+    for (const auto bias_dtype : {torch::kFloat, dtype}) {
+      const torch::Tensor bias = torch::randn({24}, cuda).to(bias_dtype);
+      torch::Tensor got = x.clone();
+      internal::BiasAddInplace(got, bias);
+      const torch::Tensor ref =
+          bias_dtype == dtype
+              ? x + bias.view({1, -1, 1, 1})
+              : (x.to(torch::kFloat) + bias.view({1, -1, 1, 1})).to(dtype);
+      EXPECT_TRUE(torch::equal(got, ref)) << dtype << " bias " << bias_dtype;
+    }
   }
   // Rows that do not fill 16-byte vectors are refused, not miscomputed.
   torch::Tensor odd = torch::randn({1, 3, 4, 4}, cuda)
@@ -729,13 +747,16 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
   torch::manual_seed(0);
   namespace F = torch::nn::functional;
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  const int64_t B = 2, h = 6, w = 11, E = 6, K = 25;
+  const int64_t B = 2, h = 6, w = 11, E = 6;
   const torch::Tensor emb_w = torch::randn({E, 2, 1, 1}, cuda);
   const torch::Tensor emb_b = torch::randn({E}, cuda);
   const double scale = 40.0 / 32.0 * 3.0;
   // 9 channels: every vector mixes parts; 16: x and x_hat load whole
-  // vectors where channels-last.
-  for (const int64_t C : {9, 16}) {
+  // vectors where channels-last; 9 without a correlation (K = 0): scale
+  // 1's 24 channels, all generic, a thread a pixel.
+  for (const auto& [C, K] : {std::pair<int64_t, int64_t>{9, 25},
+                             std::pair<int64_t, int64_t>{16, 25},
+                             std::pair<int64_t, int64_t>{9, 0}}) {
     const int64_t used = 2 * C + E + K, P = (used + 7) / 8 * 8 + 8;
     for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
       const double u =
@@ -751,8 +772,10 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
               torch::randn({B, C, h, w}, cuda).to(dtype).contiguous(layout);
           const torch::Tensor y =
               torch::randn({B, C, 9, 14}, cuda).to(dtype).contiguous(layout);
-          const torch::Tensor corr =
-              torch::randn({B, K, h, w}, cuda).to(dtype).contiguous(layout);
+          const torch::Tensor corr = K == 0 ? torch::Tensor()
+                                            : torch::randn({B, K, h, w}, cuda)
+                                                  .to(dtype)
+                                                  .contiguous(layout);
           const torch::Tensor identity = IdentityGrid(h, w, cuda);
           const torch::Tensor flow =
               identity_flow ? identity.expand({B, 2, h, w})
@@ -796,16 +819,17 @@ TEST(RefinerInputCuda, MatchesLibTorchParts) {
           const double x_hat_err = max_err(part(C, C), x_hat);
           const double emb_err = max_err(part(2 * C, E), emb);
           std::printf(
-              "[refiner input %s, %ld channels, %s, %s flow] x_hat %.3e, emb "
-              "%.3e max|err|\n",
+              "[refiner input %s, %ld + %ld channels, %s, %s flow] x_hat "
+              "%.3e, emb %.3e max|err|\n",
               dtype == torch::kHalf ? "fp16" : "bf16",
               static_cast<long>(C),
+              static_cast<long>(K),
               channels_last ? "channels-last" : "NCHW",
               identity_flow ? "identity" : "random",
               x_hat_err,
               emb_err);
           EXPECT_EQ(max_err(part(0, C), x), 0.0);
-          EXPECT_EQ(max_err(part(2 * C + E, K), corr), 0.0);
+          if (K > 0) EXPECT_EQ(max_err(part(2 * C + E, K), corr), 0.0);
           EXPECT_LE(x_hat_err, u * x_hat.abs().max().item<double>());
           EXPECT_LE(emb_err, 2 * u * emb.abs().max().item<double>());
           EXPECT_TRUE(

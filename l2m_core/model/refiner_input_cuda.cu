@@ -24,7 +24,10 @@ Strides StridesOf(const at::Tensor& t) {
 }
 
 constexpr int kSegments = 3;
-enum SegmentKind { kCopyX, kSampleY, kGeneric };
+// kGenericPixel: the generic vectors of a pixel by one thread, so that the
+// bilinear corners and the embedding's input are worked out once a pixel
+// (scale 1's narrow parts are all generic: 3 vectors a pixel).
+enum SegmentKind { kCopyX, kSampleY, kGeneric, kGenericPixel };
 
 template <typename T>
 struct Args {
@@ -103,7 +106,8 @@ __device__ inline void Corners(const Args<T>& a,
 // warps ran every path: ncu, 5× the instructions): x's vectors copied
 // whole, x_hat's sampled 16 bytes a corner, and the rest channel by
 // channel (emb, corr, padding, and any part not channels-last and
-// 16-byte aligned). blockIdx.y is the batch index and the rest 32-bit:
+// 16-byte aligned), a thread a vector or, where a pixel has 2–4 such
+// vectors, a thread a pixel. blockIdx.y is the batch index and the rest 32-bit:
 // 64-bit divisions by the run-time counts cost more than the copy.
 template <typename T>
 __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
@@ -111,18 +115,21 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
   while (seg + 1 < kSegments && block >= a.seg_blocks[seg]) {
     block -= a.seg_blocks[seg++];
   }
+  const int kind = a.seg_kind[seg];
   const int vs = a.seg_end[seg] - a.seg_begin[seg];
+  const int units = kind == kGenericPixel ? 1 : vs;  // threads a pixel
   const int plane = a.h * a.w;
   const int i = block * blockDim.x + threadIdx.x;
-  if (i >= plane * vs) return;
+  if (i >= plane * units) return;
   const int b = blockIdx.y;
   const int bs = (b + a.support_offset) % gridDim.y;  // y's image
-  const int r = i / vs;
-  const int c0 = (a.seg_begin[seg] + i % vs) * 8;
+  const int r = i / units;
+  const int v_begin = a.seg_begin[seg] + (kind == kGenericPixel ? 0 : i % vs);
+  const int v_end = kind == kGenericPixel ? a.seg_end[seg] : v_begin + 1;
+  const int c0 = v_begin * 8;
   const int py = r / a.w, px = r % a.w;
   uint4* out = reinterpret_cast<uint4*>(
       a.d + (static_cast<long long>(b) * plane + r) * a.P + c0);
-  const int kind = a.seg_kind[seg];
   if (kind == kCopyX) {
     *out = __ldg(reinterpret_cast<const uint4*>(a.x + b * a.xs.b + py * a.xs.y +
                                                 px * a.xs.x + c0));
@@ -135,6 +142,14 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
   long long corner[4] = {-1, -1, -1, -1};
   float cw[4] = {0.f, 0.f, 0.f, 0.f};
   float v[8];
+  auto store = [&](int q) {
+    uint4 packed;
+    packed.x = PackPair(v[0], v[1], T());
+    packed.y = PackPair(v[2], v[3], T());
+    packed.z = PackPair(v[4], v[5], T());
+    packed.w = PackPair(v[6], v[7], T());
+    out[q] = packed;
+  };
   if (kind == kSampleY) {
     Corners(a, bs, fx, fy, corner, cw);
 #pragma unroll
@@ -147,18 +162,22 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) v[j] = fmaf(in[j], cw[k], v[j]);
     }
-  } else {
-    if (c0 + 8 > y0 && c0 < e0) Corners(a, bs, fx, fy, corner, cw);
-    // emb's input: the scaled displacement as autocast casts it.
-    float in0 = 0.f, in1 = 0.f;
-    if (c0 + 8 > e0 && c0 < k0) {
-      const float* id = a.identity + r;
-      in0 = Round<T>(a.emb_scale * (fx - id[0]));
-      in1 = Round<T>(a.emb_scale * (fy - id[plane]));
-    }
+    store(0);
+    return;
+  }
+  const int c_end = v_end * 8;
+  if (c_end > y0 && c0 < e0) Corners(a, bs, fx, fy, corner, cw);
+  // emb's input: the scaled displacement as autocast casts it.
+  float in0 = 0.f, in1 = 0.f;
+  if (c_end > e0 && c0 < k0) {
+    const float* id = a.identity + r;
+    in0 = Round<T>(a.emb_scale * (fx - id[0]));
+    in1 = Round<T>(a.emb_scale * (fy - id[plane]));
+  }
+  for (int q = 0; q < v_end - v_begin; ++q) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int c = c0 + j;
+      const int c = c0 + 8 * q + j;
       float value = 0.f;
       if (c < y0) {
         value = static_cast<float>(
@@ -181,13 +200,8 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
       }
       v[j] = value;
     }
+    store(q);
   }
-  uint4 packed;
-  packed.x = PackPair(v[0], v[1], T());
-  packed.y = PackPair(v[2], v[3], T());
-  packed.z = PackPair(v[4], v[5], T());
-  packed.w = PackPair(v[6], v[7], T());
-  *out = packed;
 }
 
 // Whether a part's 8-channel vectors can load as 16 bytes: channels
@@ -324,18 +338,20 @@ void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
     const int V = static_cast<int>(P / 8);
     int n = 0, pos = 0;
     auto add = [&](int kind, int end) {
+      const int units = kind == kGenericPixel ? 1 : end - pos;
       a.seg_kind[n] = kind;
       a.seg_begin[n] = pos;
       a.seg_end[n] = end;
-      a.seg_blocks[n] =
-          static_cast<int>((plane * (end - pos) + kBlock - 1) / kBlock);
+      a.seg_blocks[n] = static_cast<int>((plane * units + kBlock - 1) / kBlock);
       pos = end;
       ++n;
     };
     const bool x_whole = Vectorizable(p.x);
     if (x_whole) add(kCopyX, a.cx / 8);
     if (x_whole && Vectorizable(p.y)) add(kSampleY, pos + a.cy / 8);
-    add(kGeneric, V);
+    // A few generic vectors a pixel: one thread each pixel (the corners and
+    // the embedding's input once); more: a thread a vector, for parallelism.
+    add(V - pos >= 2 && V - pos <= 4 ? kGenericPixel : kGeneric, V);
     int blocks = 0;
     for (int k = 0; k < n; ++k) blocks += a.seg_blocks[k];
     for (; n < kSegments; ++n) {
