@@ -102,7 +102,10 @@ torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
     }
     L = torch::stack(factors);
   } else {
-    L = std::get<0>(at::linalg_cholesky_ex(A));
+    // A is symmetric, so Aᵀ (a column-major view) has the same factor, and
+    // LibTorch's column-major working copy of it is a straight copy rather
+    // than a transposing one.
+    L = std::get<0>(at::linalg_cholesky_ex(A.transpose(-2, -1)));
   }
   return BlockCholeskySolve(L, f, SolveBlock(A.size(1)));
 }
@@ -121,17 +124,20 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   const int64_t B = x_in.size(0), h1 = x_in.size(2), w1 = x_in.size(3);
   const int64_t h2 = y_in.size(2), w2 = y_in.size(3);
   const auto opts = x_in.options().dtype(torch::kFloat);
-  // Fourier basis of the support cells' positions.
-  auto coords = IdentityGrid(h2, w2, opts).expand({B, 2, h2, w2});
-  auto f = torch::cos(
-      8 * M_PI *
-      pos_conv_(coords.to(pos_conv_->weight.scalar_type())).to(torch::kFloat));
   auto tokens = [](const torch::Tensor& t) {
     return t.flatten(2).transpose(1, 2);
   };  // b (h w) d
+  // Fourier basis of the support cells' positions: the same for every
+  // image, so computed once and expanded over the batch (the reference
+  // convolves a batch of identical grids: 0.5 ms at 16 images, H100).
+  auto coords = IdentityGrid(h2, w2, opts);
+  auto f = tokens(torch::cos(
+                      8 * M_PI *
+                      pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
+                          .to(torch::kFloat)))
+               .expand({B, h2 * w2, -1});
   auto x = tokens(x_in.to(torch::kFloat));
   auto y = tokens(y_in.to(torch::kFloat));
-  f = tokens(f);
   torch::Tensor A, K_xy;
 #ifdef L2M_HAVE_CUDA_KERNELS
   if (x.is_cuda() && !torch::GradMode::is_enabled()) {
