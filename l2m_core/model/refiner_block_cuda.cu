@@ -234,9 +234,10 @@ __device__ inline void LoadHaloAsync(
 }
 
 // The tile shape and block size per padded channel count KP: 8×8 pixels for
-// wide blocks, 16×16 for narrow ones (so every thread has work). A thread
-// computes the depthwise conv of 4×2 pixels × 4 channels, which sizes the
-// block; every warp then owns four GEMM fragments of one output column.
+// wide blocks, 16×16 for narrow ones (so every thread has work). The block
+// has a thread per 32 of the tile's depthwise outputs (how a thread splits
+// its share is FusedDwTile); every warp then owns four GEMM fragments of
+// one output column.
 template <int KP>
 struct Shape {
   static constexpr int kTile = KP <= 64 ? 16 : 8;
