@@ -131,11 +131,11 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   // image, so computed once and expanded over the batch (the reference
   // convolves a batch of identical grids: 0.5 ms at 16 images, H100).
   auto coords = IdentityGrid(h2, w2, opts);
-  auto f = tokens(torch::cos(
-                      8 * M_PI *
-                      pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
-                          .to(torch::kFloat)))
-               .expand({B, h2 * w2, -1});
+  auto f =
+      tokens(torch::cos(8 * M_PI *
+                        pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
+                            .to(torch::kFloat)))
+          .expand({B, h2 * w2, -1});
   auto x = tokens(x_in.to(torch::kFloat));
   auto y = tokens(y_in.to(torch::kFloat));
   torch::Tensor A, K_xy;

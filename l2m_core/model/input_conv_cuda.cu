@@ -31,28 +31,6 @@ __device__ inline unsigned short Bits(float v, __nv_bfloat16) {
   return __bfloat16_as_ushort(__float2bfloat16_rn(v));
 }
 
-// c += a (16×16, row-major) · b (16×8, col-major), fp32 accumulation.
-__device__ inline void Mma(float (&c)[4],
-                           const unsigned (&a)[4],
-                           const unsigned (&b)[2],
-                           __half) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ inline void Mma(float (&c)[4],
-                           const unsigned (&a)[4],
-                           const unsigned (&b)[2],
-                           __nv_bfloat16) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // The conv as an implicit GEMM on the tensor cores: A (pixels × 32 taps)
 // gathered from the image tile in shared memory, B (32 taps × kOut) the
 // weights, held in registers as mma fragments. A block: an 8 × 32-pixel
@@ -148,7 +126,8 @@ __global__ void __launch_bounds__(kThreads)
           p0[off[s][2]] | static_cast<unsigned>(p0[off[s][3]]) << 16,
           p1[off[s][2]] | static_cast<unsigned>(p1[off[s][3]]) << 16};
 #pragma unroll
-      for (int j = 0; j < kN; ++j) Mma(c[m][j], a, bf[s][j], T());
+      for (int j = 0; j < kN; ++j)
+        Mma16816(c[m][j], a, bf[s][j][0], bf[s][j][1], T());
     }
   }
 

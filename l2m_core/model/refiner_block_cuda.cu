@@ -280,28 +280,6 @@ __device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
       : "r"(s));
 }
 
-// c += a (16×16, row-major) · b (16×8, col-major), fp32 accumulation.
-__device__ inline void Mma16816(
-    float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1, __half) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ inline void Mma16816(float (&c)[4],
-                                const unsigned (&a)[4],
-                                unsigned b0,
-                                unsigned b1,
-                                __nv_bfloat16) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // A persistent grid: each block loads the weights once, then walks the
 // (batch, tile row, tile column) tiles in raster order, so neighbouring
 // tiles (which share halo rows) run at about the same time and the halo

@@ -33,5 +33,28 @@ __device__ inline unsigned PackPair(float a, float b, __nv_bfloat16) {
   return *reinterpret_cast<const unsigned*>(&h);
 }
 
+// c += a (16×16, row-major) · b (16×8, col-major) on the tensor cores,
+// fp32 accumulation: one mma.sync.m16n8k16 with its fragments in registers.
+__device__ inline void Mma16816(
+    float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1, __half) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ inline void Mma16816(float (&c)[4],
+                                const unsigned (&a)[4],
+                                unsigned b0,
+                                unsigned b1,
+                                __nv_bfloat16) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 }  // namespace internal
 }  // namespace l2m
