@@ -17,13 +17,6 @@ constexpr int kThreads = 256;  // a warp a tile row
 constexpr int kHaloH = kTileH + 2, kHaloW = kTileW + 2;
 constexpr int kSlots = 4;  // a halo pixel's channels, the 4th always zero
 
-__device__ inline float RoundTo(float v, __half) {
-  return __half2float(__float2half_rn(v));
-}
-__device__ inline float RoundTo(float v, __nv_bfloat16) {
-  return __bfloat162float(__float2bfloat16_rn(v));
-}
-
 __device__ inline unsigned short Bits(float v, __half) {
   return __half_as_ushort(__float2half_rn(v));
 }
@@ -141,8 +134,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int pix = warp * kTileW + 16 * m + g + 8 * r;
-        const float v0 = fmaxf(RoundTo(c[m][j][2 * r], T()) + b0, 0.f);
-        const float v1 = fmaxf(RoundTo(c[m][j][2 * r + 1], T()) + b1, 0.f);
+        const float v0 = fmaxf(Round<T>(c[m][j][2 * r]) + b0, 0.f);
+        const float v1 = fmaxf(Round<T>(c[m][j][2 * r + 1]) + b1, 0.f);
         *reinterpret_cast<unsigned*>(os + pix * kLdo + n) =
             PackPair(v0, v1, T());
       }

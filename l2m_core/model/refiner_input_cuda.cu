@@ -55,12 +55,6 @@ struct Args {
   int seg_kind[3], seg_begin[3], seg_end[3], seg_blocks[3];
 };
 
-// x rounded to T and back: the value autocast's cast would hand the conv.
-template <typename T>
-__device__ inline float Round(float x) {
-  return static_cast<float>(T(x));
-}
-
 // 8 elements of T from a 16-byte-aligned address, widened.
 template <typename T>
 __device__ inline void Load8(const T* p, float (&f)[8]) {

@@ -21,6 +21,12 @@ void ForStorageDtype(const at::Tensor& x, Launch&& launch) {
   }
 }
 
+// x rounded to T and back: the value autocast's cast would hand an op.
+template <typename T>
+__device__ inline float Round(float x) {
+  return static_cast<float>(T(x));
+}
+
 // Two floats rounded to T and packed into one 32-bit word (a, b in the low
 // and high halves), as one store of two neighbouring channels.
 __device__ inline unsigned PackPair(float a, float b, __half) {
