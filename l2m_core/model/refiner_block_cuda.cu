@@ -200,10 +200,16 @@ __device__ inline void CopyAsyncWait() {
 // from (y0 − 2, x0 − 2) of kV 16-byte vectors each (those from `vectors`
 // on are skipped: a partial channel chunk), into shared memory with
 // kPixelStride elements a pixel; zeros outside the image. xb: the image's
-// first pixel at the channel group, P its channels. kV is a constant so
-// that the index arithmetic is shifts and multiplies: the wide depthwise
-// kernel is bound by instruction issue (ncu: 77 % of issue slots), and a
-// division by a run-time count cost ~20 instructions a vector.
+// first pixel at the channel group, P its channels.
+//
+// A thread owns one (halo column, vector) and copies it for every kGroups-th
+// row, so the column's bounds check, source offset and shared address are
+// worked out once and each row adds a constant. The address arithmetic, not
+// the copies, is what these loads cost: with a thread per copy, every copy
+// took ~30 instructions of division, 64-bit offsets and bounds checks (SASS:
+// ~300 of the wide depthwise kernel's 1,800 instructions a thread, the
+// kernel being bound by instruction issue). 32-bit offsets inside the image:
+// the callers check H·W·P < 2³¹.
 template <typename T,
           int kHaloH,
           int kHaloW,
@@ -212,23 +218,40 @@ template <typename T,
           int kThreadCount>
 __device__ inline void LoadHaloAsync(
     T* hs, const T* xb, int H, int W, int P, int vectors, int y0, int x0) {
-  // Fully unrolled with 32-bit offsets inside the image (the callers check
-  // H·W·P < 2³¹): the address arithmetic, not the copies, is what these
-  // loads cost (ncu/SASS: ~45 instructions a copy in the narrow kernel
-  // with 64-bit offsets and a rolled loop).
-  constexpr int kCount = kHaloH * kHaloW * kV;
+  constexpr int kColumns = kHaloW * kV;  // (column, vector) pairs
+  constexpr int kGroups =
+      kColumns >= kThreadCount ? 1 : kThreadCount / kColumns;
+  constexpr int kRowsPerGroup = (kHaloH + kGroups - 1) / kGroups;
+  constexpr int kPasses =
+      (kColumns * kGroups + kThreadCount - 1) / kThreadCount;
+  const unsigned row_stride = static_cast<unsigned>(W) * P;
 #pragma unroll
-  for (int k = 0; k < (kCount + kThreadCount - 1) / kThreadCount; ++k) {
-    const unsigned i = threadIdx.x + k * kThreadCount;
-    if (kCount % kThreadCount != 0 && i >= kCount) break;
-    const int p = static_cast<int>(i / kV), v = static_cast<int>(i % kV);
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const int c = threadIdx.x + pass * kThreadCount;
+    if ((kColumns * kGroups) % kThreadCount != 0 && c >= kColumns * kGroups) {
+      break;
+    }
+    const int g = c / kColumns, px = c % kColumns / kV, v = c % kV;
     if (v >= vectors) continue;
-    const int py = p / kHaloW, px = p % kHaloW;
-    const int gy = y0 + py - kHalo, gx = x0 + px - kHalo;
-    const bool inside = static_cast<unsigned>(gy) < static_cast<unsigned>(H) &&
-                        static_cast<unsigned>(gx) < static_cast<unsigned>(W);
-    const int offset = inside ? (gy * W + gx) * P + v * 8 : 0;
-    CopyAsync16(hs + p * kPixelStride + v * 8, xb + offset, inside);
+    const int gx = x0 + px - kHalo;
+    const bool column_inside =
+        static_cast<unsigned>(gx) < static_cast<unsigned>(W);
+    const int gy0 = y0 + g - kHalo;
+    // Unsigned: rows above or below the image wrap harmlessly (never read).
+    const unsigned offset0 = static_cast<unsigned>(gy0) * row_stride +
+                             static_cast<unsigned>(gx * P + v * 8);
+    T* dst = hs + (g * kHaloW + px) * kPixelStride + v * 8;
+#pragma unroll
+    for (int k = 0; k < kRowsPerGroup; ++k) {
+      if (kHaloH % kGroups != 0 && g + k * kGroups >= kHaloH) break;
+      const int gy = gy0 + k * kGroups;
+      const bool inside =
+          column_inside && static_cast<unsigned>(gy) < static_cast<unsigned>(H);
+      const unsigned offset = offset0 + k * kGroups * row_stride;
+      CopyAsync16(dst + k * kGroups * kHaloW * kPixelStride,
+                  xb + (inside ? offset : 0u),
+                  inside);
+    }
   }
   CopyAsyncCommit();
 }
@@ -423,7 +446,10 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
 
     // + bias, rounded once to T, from the accumulators straight to y: a
     // lane holds channels col, col + 1 (and + 8) of pixels g and g + 8.
-    T* yb = y + static_cast<size_t>(b) * H * W * P + col;
+    // One 64-bit base a tile, then 32-bit offsets (H·W·P < 2³¹).
+    T* yt = y + static_cast<size_t>(b) * H * W * P +
+            (static_cast<size_t>(y0) * W + x0) * P + col;
+    const int rows_left = H - y0, cols_left = W - x0;
     const float2 bias0 = __ldg(reinterpret_cast<const float2*>(pw_b + col));
     const float2 bias1 =
         upper ? __ldg(reinterpret_cast<const float2*>(pw_b + col + 8))
@@ -434,10 +460,9 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int p = mi * 16 + lane / 4 + r * 8;
-        const int gy = y0 + p / kTile, gx = x0 + p % kTile;
-        if (gy >= H || gx >= W) continue;
-        unsigned* out = reinterpret_cast<unsigned*>(
-            yb + (static_cast<size_t>(gy) * W + gx) * P);
+        const int py = p / kTile, px = p % kTile;
+        if (py >= rows_left || px >= cols_left) continue;
+        unsigned* out = reinterpret_cast<unsigned*>(yt + (py * W + px) * P);
         out[0] = PackPair(
             c[j][0][2 * r] + bias0.x, c[j][0][2 * r + 1] + bias0.y, T());
         if (upper) {
@@ -588,15 +613,18 @@ __global__ void __launch_bounds__(S::kThreads)
       P,
       dw_b + c0 + h * kCh,
       acc);
-  T* yb = y + static_cast<size_t>(b) * H * W * P + c0 + h * kCh;
+  // One 64-bit base, then 32-bit offsets (H·W·P < 2³¹): 64-bit address
+  // math and bounds branches had cost ~20 instructions a store.
+  const int rows_left = H - (y0 + qy), cols_left = W - (x0 + qx);
+  if (rows_left <= 0 || cols_left <= 0) return;
+  T* yt = y + static_cast<size_t>(b) * H * W * P +
+          (static_cast<size_t>(y0 + qy) * W + (x0 + qx)) * P + c0 + h * kCh;
 #pragma unroll
   for (int ry = 0; ry < S::kRows; ++ry) {
 #pragma unroll
     for (int rx = 0; rx < S::kCols; ++rx) {
-      const int gy = y0 + qy + ry, gx = x0 + qx + rx;
-      if (gy >= H || gx >= W) continue;
-      StoreChannels<kCh>(yb + (static_cast<size_t>(gy) * W + gx) * P,
-                         acc[ry][rx]);
+      if (ry >= rows_left || rx >= cols_left) continue;
+      StoreChannels<kCh>(yt + (ry * W + rx) * P, acc[ry][rx]);
     }
   }
 }
