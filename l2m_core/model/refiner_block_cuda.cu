@@ -216,8 +216,15 @@ template <typename T,
           int kPixelStride,
           int kV,
           int kThreadCount>
-__device__ inline void LoadHaloAsync(
-    T* hs, const T* xb, int H, int W, int P, int vectors, int y0, int x0) {
+__device__ inline void LoadHaloAsync(T* hs,
+                                     const T* xb,
+                                     int H,
+                                     int W,
+                                     int P,
+                                     int vectors,
+                                     int y0,
+                                     int x0,
+                                     int thread = threadIdx.x) {
   constexpr int kColumns = kHaloW * kV;  // (column, vector) pairs
   constexpr int kGroups =
       kColumns >= kThreadCount ? 1 : kThreadCount / kColumns;
@@ -227,7 +234,7 @@ __device__ inline void LoadHaloAsync(
   const unsigned row_stride = static_cast<unsigned>(W) * P;
 #pragma unroll
   for (int pass = 0; pass < kPasses; ++pass) {
-    const int c = threadIdx.x + pass * kThreadCount;
+    const int c = thread + pass * kThreadCount;
     if ((kColumns * kGroups) % kThreadCount != 0 && c >= kColumns * kGroups) {
       break;
     }
@@ -265,10 +272,17 @@ template <int KP>
 struct Shape {
   static constexpr int kTile = KP <= 64 ? 16 : 8;
   static constexpr int kThreads = (kTile / 4) * (kTile / 2) * (KP / 4);
-  // Blocks an SM to compile for (the register budget): two. Three would
-  // spill (2× slower at 144 channels; at 24, with the GEMM's accumulators
-  // in registers, 1.22 → 1.18 ms a block for two against three, H100).
-  static constexpr int kMinBlocks = 2;
+  // Tile pipelines a block (groups of kThreads threads, each with its own
+  // A and halo buffers and its own barrier), sharing one copy of the 1×1
+  // weights. Wide tiles (KP > 64): three in one block an SM, since two
+  // blocks of one (the shared memory's limit, weights copied per block)
+  // left the kernel latency-bound at 18 warps an SM (ncu: 52 % of issue
+  // slots, stalls on its barriers and loads).
+  static constexpr int kGroups = KP <= 64 ? 1 : 3;
+  // Blocks an SM to compile for (the register budget). One-group blocks:
+  // two; three would spill (2× slower at 144 channels; at 24, 1.22 → 1.18
+  // ms a block for two against three, H100).
+  static constexpr int kMinBlocks = kGroups == 1 ? 2 : 1;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kFragmentsPerWarp = 4;
   static_assert((kTile * kTile / 16) * (KP / 16) == kWarps * kFragmentsPerWarp,
@@ -277,10 +291,11 @@ struct Shape {
 
 // Shared memory of one thread block, in T elements:
 //   w     [KP][KP + 8]        1×1 weights, row n = output channel (B col-major)
+// and per tile pipeline (Shape::kGroups of them)
 //   a     [TH·TW][KP + 8]     relu(depthwise + bias) of the tile (A row-major)
 //   halo  [(TH+4)(TW+4)][P]   the input tile with its 2-pixel border
 // The +8 row padding keeps the ldmatrix rows of a fragment on distinct
-// banks. Up to 144 channels this fits two blocks an SM.
+// banks. At 144 channels three pipelines take 221 KB of the SM's 227.
 template <typename T, int P>
 struct Layout {
   static constexpr int KP = (P + 15) / 16 * 16;  // the GEMM's K and N
@@ -288,9 +303,10 @@ struct Layout {
   static constexpr int kM = kTile * kTile;
   static constexpr int kLdw = KP + 8, kLda = KP + 8;
   static constexpr int kHaloPixels = (kTile + 2 * kHalo) * (kTile + 2 * kHalo);
+  static constexpr size_t kGroupElements =
+      static_cast<size_t>(kM) * kLda + static_cast<size_t>(kHaloPixels) * P;
   static constexpr size_t kBytes =
-      (static_cast<size_t>(KP) * kLdw + static_cast<size_t>(kM) * kLda +
-       static_cast<size_t>(kHaloPixels) * P) *
+      (static_cast<size_t>(KP) * kLdw + Shape<KP>::kGroups * kGroupElements) *
       sizeof(T);
 };
 
@@ -311,8 +327,9 @@ __device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
 // accumulators go from registers straight to y (no float tile in shared
 // memory). A thread's depthwise tile: FusedDwTile.
 template <typename T, int P, typename Dw>
-__global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
-                                  Shape<Layout<T, P>::KP>::kMinBlocks)
+__global__ void __launch_bounds__(
+    Shape<Layout<T, P>::KP>::kThreads* Shape<Layout<T, P>::KP>::kGroups,
+    Shape<Layout<T, P>::KP>::kMinBlocks)
     RefinerBlockKernel(const T* __restrict__ x,
                        T* __restrict__ y,
                        const float* __restrict__ dw_w,
@@ -327,17 +344,31 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
   using L = Layout<T, P>;
   constexpr int KP = L::KP;
   constexpr int kThreads = Shape<KP>::kThreads;
+  constexpr int kGroups = Shape<KP>::kGroups;
   constexpr int kTile = L::kTile;
   constexpr int kHW = kTile + 2 * kHalo;
   constexpr int kM = L::kM;
   extern __shared__ __align__(128) unsigned char smem[];
+  // This thread's tile pipeline and its place in it.
+  const int group = kGroups == 1 ? 0 : threadIdx.x / kThreads;
+  const int tid = kGroups == 1 ? threadIdx.x : threadIdx.x % kThreads;
   T* ws = reinterpret_cast<T*>(smem);
-  T* as = ws + KP * L::kLdw;
+  T* as = ws + KP * L::kLdw + group * L::kGroupElements;
   T* hs = as + kM * L::kLda;
   constexpr int V = P / 8;  // 16-byte vectors per pixel
+  // The group's barrier (0 is the block's): named barriers let the
+  // pipelines run out of step.
+  auto sync_group = [&] {
+    if constexpr (kGroups == 1) {
+      __syncthreads();
+    } else {
+      asm volatile("bar.sync %0, %1;\n" ::"r"(group + 1), "n"(kThreads)
+                   : "memory");
+    }
+  };
 
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int i = threadIdx.x; i < KP * (KP / 8); i += kThreads) {
+  for (int i = threadIdx.x; i < KP * (KP / 8); i += kThreads * kGroups) {
     const int n = i / (KP / 8), kv = i % (KP / 8);
     uint4 v = zero;
     if (n < P && kv < V) {
@@ -348,7 +379,7 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
     reinterpret_cast<uint4*>(ws + n * L::kLdw)[kv] = v;
   }
   // A's columns [P, KP) stay zero for every tile (K padding of the GEMM).
-  for (int i = threadIdx.x; i < kM * (KP / 8); i += kThreads) {
+  for (int i = tid; i < kM * (KP / 8); i += kThreads) {
     reinterpret_cast<uint4*>(as + (i / (KP / 8)) * L::kLda)[i % (KP / 8)] =
         zero;
   }
@@ -359,7 +390,7 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
   constexpr int kNf = KP / 16;
   constexpr int kWarps = Shape<KP>::kWarps;
   constexpr int kF = Shape<KP>::kFragmentsPerWarp;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = tid / 32, lane = tid % 32;
   const int ni = warp % kNf;
   // Warp-uniform; a constant where P fills whole columns, so that the MMAs
   // are not predicated (predicated ones cost a WARPSYNC each).
@@ -383,21 +414,26 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
         P,
         V,
         next_y0,
-        next_x0);
+        next_x0,
+        tid);
   };
-  if (static_cast<int>(blockIdx.x) < tiles) load_halo(blockIdx.x);
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+  // The weights are in for every pipeline.
+  if constexpr (kGroups > 1) __syncthreads();
+  const int first = blockIdx.x * kGroups + group;
+  const int step = gridDim.x * kGroups;
+  if (first < tiles) load_halo(first);
+  for (int tile = first; tile < tiles; tile += step) {
     const int b = next_b, y0 = next_y0, x0 = next_x0;
     // The halo is in, and the last tile's GEMM is done reading A.
     CopyAsyncWait<0>();
-    __syncthreads();
+    sync_group();
 
     // Depthwise 5×5 + bias + ReLU into A, a thread Dw's pixels × channels.
     constexpr int kRows = Dw::kRows, kCols = Dw::kCols, kCh = Dw::kCh;
     constexpr int kBlocksX = kTile / kCols,
                   kBlocks = kBlocksX * (kTile / kRows);
     constexpr int Q = P / kCh;  // channel groups per pixel
-    for (int i = threadIdx.x; i < kBlocks * Q; i += kThreads) {
+    for (int i = tid; i < kBlocks * Q; i += kThreads) {
       const int q = i / Q, h = i % Q;
       const int qy = q / kBlocksX * kRows, qx = q % kBlocksX * kCols;
       float acc[kRows][kCols][kCh];
@@ -415,8 +451,8 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
         }
       }
     }
-    __syncthreads();  // A is complete; the halo buffer is free
-    if (tile + gridDim.x < tiles) load_halo(tile + gridDim.x);
+    sync_group();  // A is complete; the halo buffer is free
+    if (tile + step < tiles) load_halo(tile + step);
 
     // The 1×1 conv: C (M × KP) = A (M × KP) · Wᵀ on the tensor cores.
     float c[kF][2][4];
@@ -480,10 +516,14 @@ __global__ void __launch_bounds__(Shape<Layout<T, P>::KP>::kThreads,
 // 8 pairs, H100, same binary): at 144 channels 4 × 4 × 2 with taps loaded
 // per row, 1.67 → 1.55 ms at 864² (the taps preloaded spill there); at 24,
 // 2 × 4 × 2 with the taps preloaded, 1.03 → 0.89 ms.
+//
+// Three pipelines a block (KP > 64) leave 72–80 registers a thread, where
+// 4 × 4 × 2 spills (264 bytes at 144 channels): 2 × 4 × 2 there, two
+// passes a tile.
 template <typename T, int P>
 using FusedDwTile = std::conditional_t<(Layout<T, P>::KP <= 64),
                                        DwTile<2, 4, 2, true>,
-                                       DwTile<4, 4, 2, false>>;
+                                       DwTile<2, 4, 2, false>>;
 
 template <typename T, int P>
 void Launch(const at::Tensor& x,
@@ -493,7 +533,8 @@ void Launch(const at::Tensor& x,
             const at::Tensor& pw_bias,
             at::Tensor& y) {
   using L = Layout<T, P>;
-  constexpr int kThreads = Shape<L::KP>::kThreads;
+  constexpr int kGroups = Shape<L::KP>::kGroups;
+  constexpr int kThreads = Shape<L::KP>::kThreads * kGroups;
   constexpr int kTile = L::kTile;
   auto kernel = RefinerBlockKernel<T, P, FusedDwTile<T, P>>;
   cudaError_t error = cudaFuncSetAttribute(
@@ -520,7 +561,8 @@ void Launch(const at::Tensor& x,
   if (tiles == 0) return;
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int grid = static_cast<int>(
-      std::min<long long>(tiles, static_cast<long long>(sms) * blocks_per_sm));
+      std::min<long long>((tiles + kGroups - 1) / kGroups,
+                          static_cast<long long>(sms) * blocks_per_sm));
   kernel<<<grid, kThreads, L::kBytes, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const T*>(x.data_ptr()),
       reinterpret_cast<T*>(y.data_ptr()),
