@@ -198,6 +198,66 @@ __global__ void __launch_bounds__(256) RefinerInputKernel(const Args<T> a) {
   }
 }
 
+// Scale 1's input, a thread a pixel, where its parts are channels-last
+// with compile-time channel counts (kX, kY, kE; no correlation) and V
+// vectors a pixel: each part's pixel address worked out once and its
+// channels read at constant offsets. The generic pixel path branched on
+// the part of every channel and built 64-bit addresses for each of its
+// 24 channels (1.6 ms at 864², 8 pairs, H100). Same formulas and order.
+template <typename T, int kX, int kY, int kE, int V>
+__global__ void __launch_bounds__(256)
+    RefinerInputPixelKernel(const Args<T> a) {
+  static_assert(kX + kY + kE <= 8 * V, "the parts fit the pixel's vectors");
+  const int plane = a.h * a.w;
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= plane) return;
+  const int b = blockIdx.y;
+  const int bs = (b + a.support_offset) % gridDim.y;  // y's image
+  const int py = r / a.w, px = r % a.w;
+  const float* f = a.flow + b * a.fs.b + py * a.fs.y + px * a.fs.x;
+  const float fx = f[0], fy = f[a.fs.c];
+  float v[8 * V];
+  const T* xp = a.x + b * a.xs.b + py * a.xs.y + px * a.xs.x;
+#pragma unroll
+  for (int c = 0; c < kX; ++c) v[c] = static_cast<float>(xp[c]);
+  long long corner[4];
+  float cw[4];
+  Corners(a, bs, fx, fy, corner, cw);
+#pragma unroll
+  for (int c = 0; c < kY; ++c) v[kX + c] = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if (corner[k] < 0) continue;
+    const T* yp = a.y + corner[k];
+#pragma unroll
+    for (int c = 0; c < kY; ++c) {
+      v[kX + c] = fmaf(static_cast<float>(yp[c]), cw[k], v[kX + c]);
+    }
+  }
+  const float* id = a.identity + r;
+  const float in0 = Round<T>(a.emb_scale * (fx - id[0]));
+  const float in1 = Round<T>(a.emb_scale * (fy - id[plane]));
+#pragma unroll
+  for (int e = 0; e < kE; ++e) {
+    const float conv =
+        fmaf(Round<T>(a.emb_w[2 * e + 1]), in1, Round<T>(a.emb_w[2 * e]) * in0);
+    v[kX + kY + e] = Round<T>(conv) + Round<T>(a.emb_b[e]);
+  }
+#pragma unroll
+  for (int c = kX + kY + kE; c < 8 * V; ++c) v[c] = 0.f;
+  uint4* out = reinterpret_cast<uint4*>(
+      a.d + (static_cast<long long>(b) * plane + r) * a.P);
+#pragma unroll
+  for (int q = 0; q < V; ++q) {
+    uint4 packed;
+    packed.x = PackPair(v[8 * q], v[8 * q + 1], T());
+    packed.y = PackPair(v[8 * q + 2], v[8 * q + 3], T());
+    packed.z = PackPair(v[8 * q + 4], v[8 * q + 5], T());
+    packed.w = PackPair(v[8 * q + 6], v[8 * q + 7], T());
+    out[q] = packed;
+  }
+}
+
 // Whether a part's 8-channel vectors can load as 16 bytes: channels
 // contiguous, every pixel and the base 16-byte aligned.
 bool Vectorizable(const at::Tensor& t) {
@@ -300,6 +360,11 @@ void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
               " is too large");
   if (B * plane == 0) return;
   constexpr int kBlock = 256;
+  // Scale 1 of the shipped presets and the parity graph: 9 + 9 + 6
+  // channels-last channels in 24 (or 32) a pixel.
+  const bool pixel_kernel = !has_corr && p.x.size(1) == 9 && p.y.size(1) == 9 &&
+                            E == 6 && p.x.stride(1) == 1 &&
+                            p.y.stride(1) == 1 && (P == 24 || P == 32);
   ForStorageDtype(d, [&](auto tag) {
     using T = decltype(tag);
     Args<T> a;
@@ -327,6 +392,17 @@ void AssembleRefinerInput(const RefinerInputParts& p, at::Tensor& d) {
     a.h = static_cast<int>(h);
     a.w = static_cast<int>(w);
     a.P = static_cast<int>(P);
+    if (pixel_kernel) {
+      const dim3 grid(static_cast<unsigned>((plane + kBlock - 1) / kBlock),
+                      static_cast<unsigned>(B));
+      const auto stream = c10::cuda::getCurrentCUDAStream();
+      if (P == 24) {
+        RefinerInputPixelKernel<T, 9, 9, 6, 3><<<grid, kBlock, 0, stream>>>(a);
+      } else {
+        RefinerInputPixelKernel<T, 9, 9, 6, 4><<<grid, kBlock, 0, stream>>>(a);
+      }
+      return;
+    }
     // Segments: x copied whole where it is channels-last and 16-byte
     // aligned, then x_hat sampled whole likewise, the rest generic.
     const int V = static_cast<int>(P / 8);
