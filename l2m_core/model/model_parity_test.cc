@@ -1002,6 +1002,59 @@ TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {
                    alias),
                c10::Error);
 }
+
+// A refiner's last block with its out_conv in the epilogue against the
+// block's stored output dotted in float64: the same rounded activations, so
+// within float32 summation of them (RefinerOutConvCuda's bound). Images of
+// more tiles than the grid has pipelines, so that each pipeline reuses its
+// buffers (the partial sums must not disturb A's zero K padding at 24 and
+// 40 channels), and edges that cut tiles.
+TEST(RefinerBlockFusedCuda, OutConvEpilogueMatchesBlockThenOutConv) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    for (int64_t P : {24, 40, 104, 144}) {
+      const int64_t B = 4, H = 150, W = 147, O = 3;
+      const torch::Tensor x = torch::randn({B, H, W, P}, cuda).to(dtype);
+      const torch::Tensor taps = torch::randn({25, P}, cuda) * 0.2;
+      const torch::Tensor dw_b = torch::randn({P}, cuda) * 0.1;
+      const torch::Tensor pw =
+          (torch::randn({P, P}, cuda) / std::sqrt(static_cast<double>(P)))
+              .to(dtype);
+      const torch::Tensor pw_b = torch::randn({P}, cuda) * 0.1;
+      const torch::Tensor w = torch::randn({O, P}, cuda);
+      const torch::Tensor b = torch::randn({O}, cuda);
+      torch::Tensor y = torch::empty_like(x);
+      internal::RefinerBlockFused(x, taps, dw_b, pw, pw_b, y);
+      const torch::Tensor got =
+          internal::RefinerBlockFusedOutConv(x, taps, dw_b, pw, pw_b, w, b);
+      const torch::Tensor yd = y.cpu().to(torch::kDouble);
+      const torch::Tensor wd = w.cpu().to(torch::kDouble);
+      const torch::Tensor ref =
+          (torch::matmul(yd, wd.t()) + b.cpu().to(torch::kDouble))
+              .permute({0, 3, 1, 2});
+      const torch::Tensor bound =
+          1e-6 * torch::matmul(yd.abs(), wd.abs().t()).permute({0, 3, 1, 2}) +
+          1e-6;
+      ASSERT_EQ(got.sizes(), ref.sizes());
+      const torch::Tensor err = (got.cpu().to(torch::kDouble) - ref).abs();
+      EXPECT_TRUE((err <= bound).all().item<bool>())
+          << dtype << " P=" << P << " max err " << err.max().item<double>();
+    }
+  }
+  const torch::Tensor x24 =
+      torch::zeros({1, 4, 4, 24}, cuda.dtype(torch::kHalf));
+  EXPECT_THROW(internal::RefinerBlockFusedOutConv(
+                   x24,
+                   torch::zeros({25, 24}, cuda),
+                   torch::zeros({24}, cuda),
+                   torch::zeros({24, 24}, cuda.dtype(torch::kHalf)),
+                   torch::zeros({24}, cuda),
+                   torch::zeros({5, 24}, cuda),  // more outputs than 4
+                   torch::zeros({5}, cuda)),
+               c10::Error);
+}
 #endif  // L2M_HAVE_CUDA_KERNELS
 #endif
 

@@ -319,6 +319,108 @@ __device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
       : "r"(s));
 }
 
+template <typename T, int P>
+constexpr int kBlockThreads =
+    Shape<Layout<T, P>::KP>::kThreads* Shape<Layout<T, P>::KP>::kGroups;
+
+// The last block's epilogue (RefinerBlockKernel<..., kOut = true>): each
+// lane dots its 4 channels of the block's output (rounded to T) with the
+// out_conv weights, the 4 lanes of a pixel row sum by shuffles, each warp
+// (one 16-channel column) leaves its partial sums in the pixel's row of A
+// (within its first P channels: the K padding after them stays zero), and
+// a thread a (pixel, output) adds the columns in order, the bias last.
+template <typename T, int P, int kF, typename Sync>
+__device__ inline void OutConvEpilogue(const float (&c)[kF][2][4],
+                                       float2 bias0,
+                                       float2 bias1,
+                                       bool upper,
+                                       int col,
+                                       int warp,
+                                       int lane,
+                                       int tid,
+                                       T* as,
+                                       const float* __restrict__ out_w,
+                                       const float* __restrict__ out_b,
+                                       float* __restrict__ out,
+                                       int out_dim,
+                                       int b,
+                                       int y0,
+                                       int x0,
+                                       int H,
+                                       int W,
+                                       Sync sync_group) {
+  using L = Layout<T, P>;
+  constexpr int KP = L::KP, kTile = L::kTile, kM = L::kM;
+  constexpr int kNf = KP / 16;
+  constexpr int kWarps = Shape<KP>::kWarps;
+  constexpr int kThreads = Shape<KP>::kThreads;
+  constexpr int kOuts = kRefinerOutConvMaxOut;
+  static_assert(kNf * kOuts * sizeof(float) <= P * sizeof(T),
+                "a pixel's partial sums fit its row of A");
+  const int ni = warp % kNf;
+  float partial[kF][2][kOuts];
+#pragma unroll
+  for (int o = 0; o < kOuts; ++o) {
+    float w[4] = {0.f, 0.f, 0.f, 0.f};
+    if (o < out_dim) {
+      const float2 lo =
+          __ldg(reinterpret_cast<const float2*>(out_w + o * P + col));
+      w[0] = lo.x, w[1] = lo.y;
+      if (upper) {
+        const float2 hi =
+            __ldg(reinterpret_cast<const float2*>(out_w + o * P + col + 8));
+        w[2] = hi.x, w[3] = hi.y;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kF; ++j) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float s = Round<T>(c[j][0][2 * r] + bias0.x) * w[0];
+        s = fmaf(Round<T>(c[j][0][2 * r + 1] + bias0.y), w[1], s);
+        if (upper) {
+          s = fmaf(Round<T>(c[j][1][2 * r] + bias1.x), w[2], s);
+          s = fmaf(Round<T>(c[j][1][2 * r + 1] + bias1.y), w[3], s);
+        }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        partial[j][r][o] = s;
+      }
+    }
+  }
+  // Every warp is done reading A (its GEMM); the partials take its place.
+  sync_group();
+  auto part = [&](int p) { return reinterpret_cast<float*>(as + p * L::kLda); };
+  if (lane % 4 == 0) {
+#pragma unroll
+    for (int j = 0; j < kF; ++j) {
+      const int mi = (warp + kWarps * j) / kNf;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int p = mi * 16 + lane / 4 + r * 8;
+        *reinterpret_cast<float4*>(part(p) + ni * kOuts) =
+            make_float4(partial[j][r][0],
+                        partial[j][r][1],
+                        partial[j][r][2],
+                        partial[j][r][3]);
+      }
+    }
+  }
+  sync_group();
+  const int plane = H * W;
+  for (int i = tid; i < kM * out_dim; i += kThreads) {
+    const int p = i / out_dim, o = i % out_dim;
+    const int py = p / kTile, px = p % kTile;
+    if (y0 + py >= H || x0 + px >= W) continue;
+    float s = 0.f;
+#pragma unroll
+    for (int n = 0; n < kNf; ++n) s += part(p)[n * kOuts + o];
+    out[(static_cast<size_t>(b) * out_dim + o) * plane + (y0 + py) * W + x0 +
+        px] = s + __ldg(out_b + o);
+  }
+  // The next tile's depthwise writes A only after the loop's barrier.
+}
+
 // A persistent grid: each block loads the weights once, then walks the
 // (batch, tile row, tile column) tiles in raster order, so neighbouring
 // tiles (which share halo rows) run at about the same time and the halo
@@ -326,16 +428,25 @@ __device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
 // GEMM runs (the GEMM reads only the depthwise result), and the GEMM's
 // accumulators go from registers straight to y (no float tile in shared
 // memory). A thread's depthwise tile: FusedDwTile.
-template <typename T, int P, typename Dw>
-__global__ void __launch_bounds__(
-    Shape<Layout<T, P>::KP>::kThreads* Shape<Layout<T, P>::KP>::kGroups,
-    Shape<Layout<T, P>::KP>::kMinBlocks)
+//
+// kOut: the refiner's last block, whose output only its out_conv reads: the
+// epilogue applies the out_conv (float32, on the block's output rounded to
+// T, as RefinerOutConv reads it) and writes out (B, out_dim, H, W) instead
+// of y, so the activations never go to memory and back (at 864², 8 pairs:
+// 0.86 GB at scale 2 written and read again).
+template <typename T, int P, typename Dw, bool kOut>
+__global__ void __launch_bounds__(kBlockThreads<T, P>,
+                                  Shape<Layout<T, P>::KP>::kMinBlocks)
     RefinerBlockKernel(const T* __restrict__ x,
                        T* __restrict__ y,
                        const float* __restrict__ dw_w,
                        const float* __restrict__ dw_b,
                        const T* __restrict__ pw_w,
                        const float* __restrict__ pw_b,
+                       const float* __restrict__ out_w,
+                       const float* __restrict__ out_b,
+                       float* __restrict__ out,
+                       int out_dim,
                        int H,
                        int W,
                        int tiles_y,
@@ -483,13 +594,35 @@ __global__ void __launch_bounds__(
     // + bias, rounded once to T, from the accumulators straight to y: a
     // lane holds channels col, col + 1 (and + 8) of pixels g and g + 8.
     // One 64-bit base a tile, then 32-bit offsets (H·W·P < 2³¹).
-    T* yt = y + static_cast<size_t>(b) * H * W * P +
-            (static_cast<size_t>(y0) * W + x0) * P + col;
     const int rows_left = H - y0, cols_left = W - x0;
     const float2 bias0 = __ldg(reinterpret_cast<const float2*>(pw_b + col));
     const float2 bias1 =
         upper ? __ldg(reinterpret_cast<const float2*>(pw_b + col + 8))
               : make_float2(0.f, 0.f);
+    if constexpr (kOut) {
+      OutConvEpilogue<T, P>(c,
+                            bias0,
+                            bias1,
+                            upper,
+                            col,
+                            warp,
+                            lane,
+                            tid,
+                            as,
+                            out_w,
+                            out_b,
+                            out,
+                            out_dim,
+                            b,
+                            y0,
+                            x0,
+                            H,
+                            W,
+                            sync_group);
+      continue;
+    }
+    T* yt = y + static_cast<size_t>(b) * H * W * P +
+            (static_cast<size_t>(y0) * W + x0) * P + col;
 #pragma unroll
     for (int j = 0; j < kF; ++j) {
       const int mi = (warp + kWarps * j) / kNf;
@@ -525,18 +658,28 @@ using FusedDwTile = std::conditional_t<(Layout<T, P>::KP <= 64),
                                        DwTile<2, 4, 2, true>,
                                        DwTile<2, 4, 2, false>>;
 
-template <typename T, int P>
+// What a launch writes: y (the block's output), or for a refiner's last
+// block out = out_conv(y) (kOut).
+struct Outputs {
+  void* y = nullptr;
+  const float* out_w = nullptr;
+  const float* out_b = nullptr;
+  float* out = nullptr;
+  int out_dim = 0;
+};
+
+template <typename T, int P, bool kOut>
 void Launch(const at::Tensor& x,
             const at::Tensor& dw_weight,
             const at::Tensor& dw_bias,
             const at::Tensor& pw_weight,
             const at::Tensor& pw_bias,
-            at::Tensor& y) {
+            const Outputs& o) {
   using L = Layout<T, P>;
   constexpr int kGroups = Shape<L::KP>::kGroups;
   constexpr int kThreads = Shape<L::KP>::kThreads * kGroups;
   constexpr int kTile = L::kTile;
-  auto kernel = RefinerBlockKernel<T, P, FusedDwTile<T, P>>;
+  auto kernel = RefinerBlockKernel<T, P, FusedDwTile<T, P>, kOut>;
   cudaError_t error = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes);
   TORCH_CHECK(
@@ -565,11 +708,15 @@ void Launch(const at::Tensor& x,
                           static_cast<long long>(sms) * blocks_per_sm));
   kernel<<<grid, kThreads, L::kBytes, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const T*>(x.data_ptr()),
-      reinterpret_cast<T*>(y.data_ptr()),
+      reinterpret_cast<T*>(o.y),
       dw_weight.data_ptr<float>(),
       dw_bias.data_ptr<float>(),
       reinterpret_cast<const T*>(pw_weight.data_ptr()),
       pw_bias.data_ptr<float>(),
+      o.out_w,
+      o.out_b,
+      o.out,
+      o.out_dim,
       H,
       W,
       tiles_y,
@@ -584,24 +731,24 @@ void Launch(const at::Tensor& x,
 // Others take the cuDNN path.
 constexpr int kFusedChannels[] = {24, 40, 104, 112, 144};
 
-template <typename T>
+template <typename T, bool kOut>
 void Dispatch(const at::Tensor& x,
               const at::Tensor& dw_weight,
               const at::Tensor& dw_bias,
               const at::Tensor& pw_weight,
               const at::Tensor& pw_bias,
-              at::Tensor& y) {
+              const Outputs& o) {
   switch (x.size(3)) {
     case 24:
-      return Launch<T, 24>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+      return Launch<T, 24, kOut>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
     case 40:
-      return Launch<T, 40>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+      return Launch<T, 40, kOut>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
     case 104:
-      return Launch<T, 104>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+      return Launch<T, 104, kOut>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
     case 112:
-      return Launch<T, 112>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+      return Launch<T, 112, kOut>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
     case 144:
-      return Launch<T, 144>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+      return Launch<T, 144, kOut>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
     default:
       TORCH_CHECK(false, "RefinerBlockFused: unsupported channel count");
   }
@@ -847,44 +994,99 @@ bool RefinerBlockFusedSupported(int64_t channels,
          (dtype == at::kHalf || dtype == at::kBFloat16);
 }
 
+namespace {
+
+// The checks both entry points make; returns x's channel count.
+int64_t CheckBlockArguments(const char* fn,
+                            const at::Tensor& x,
+                            const at::Tensor& dw_weight,
+                            const at::Tensor& dw_bias,
+                            const at::Tensor& pw_weight,
+                            const at::Tensor& pw_bias) {
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
+              fn,
+              ": x must be a contiguous (B, H, W, P) CUDA tensor");
+  const int64_t P = x.size(3);
+  TORCH_CHECK(RefinerBlockFusedSupported(P, kKernel, x.scalar_type()),
+              fn,
+              ": ",
+              P,
+              " channels of ",
+              x.scalar_type(),
+              " are not supported (fp16/bf16; 24, 40, 104, 112 or 144 "
+              "channels)");
+  CheckArgument(
+      fn, "dw_weight", dw_weight, x, at::kFloat, {kKernel * kKernel, P});
+  CheckArgument(fn, "dw_bias", dw_bias, x, at::kFloat, {P});
+  CheckArgument(fn, "pw_weight", pw_weight, x, x.scalar_type(), {P, P});
+  CheckArgument(fn, "pw_bias", pw_bias, x, at::kFloat, {P});
+  TORCH_CHECK(x.size(1) * x.size(2) * P < (int64_t{1} << 31),
+              fn,
+              ": an image of ",
+              x.sizes(),
+              " is too large (32-bit offsets)");
+  return P;
+}
+
+}  // namespace
+
 void RefinerBlockFused(const at::Tensor& x,
                        const at::Tensor& dw_weight,
                        const at::Tensor& dw_bias,
                        const at::Tensor& pw_weight,
                        const at::Tensor& pw_bias,
                        at::Tensor& y) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
-              "RefinerBlockFused: x must be a contiguous (B, H, W, P) CUDA "
-              "tensor");
-  const int64_t P = x.size(3);
-  TORCH_CHECK(RefinerBlockFusedSupported(P, kKernel, x.scalar_type()),
-              "RefinerBlockFused: ",
-              P,
-              " channels of ",
-              x.scalar_type(),
-              " are not supported (fp16/bf16; 24, 40, 104, 112 or 144 "
-              "channels)");
   const char* fn = "RefinerBlockFused";
-  CheckArgument(
-      fn, "dw_weight", dw_weight, x, at::kFloat, {kKernel * kKernel, P});
-  CheckArgument(fn, "dw_bias", dw_bias, x, at::kFloat, {P});
-  CheckArgument(fn, "pw_weight", pw_weight, x, x.scalar_type(), {P, P});
-  CheckArgument(fn, "pw_bias", pw_bias, x, at::kFloat, {P});
+  CheckBlockArguments(fn, x, dw_weight, dw_bias, pw_weight, pw_bias);
   CheckArgument(fn, "y", y, x, x.scalar_type(), x.sizes());
   TORCH_CHECK(y.data_ptr() != x.data_ptr(),
               "RefinerBlockFused: y must not alias x (tiles read their "
               "neighbours' pixels)");
-  TORCH_CHECK(x.size(1) * x.size(2) * P < (int64_t{1} << 31),
-              "RefinerBlockFused: an image of ",
-              x.sizes(),
-              " is too large (32-bit offsets)");
   const c10::cuda::CUDAGuard guard(x.device());
+  Outputs o;
+  o.y = y.data_ptr();
   ForStorageDtype(x, [&](auto tag) {
-    Dispatch<decltype(tag)>(x, dw_weight, dw_bias, pw_weight, pw_bias, y);
+    Dispatch<decltype(tag), false>(
+        x, dw_weight, dw_bias, pw_weight, pw_bias, o);
   });
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "RefinerBlockFused: ", cudaGetErrorString(error));
+}
+
+at::Tensor RefinerBlockFusedOutConv(const at::Tensor& x,
+                                    const at::Tensor& dw_weight,
+                                    const at::Tensor& dw_bias,
+                                    const at::Tensor& pw_weight,
+                                    const at::Tensor& pw_bias,
+                                    const at::Tensor& out_weight,
+                                    const at::Tensor& out_bias) {
+  const char* fn = "RefinerBlockFusedOutConv";
+  const int64_t P =
+      CheckBlockArguments(fn, x, dw_weight, dw_bias, pw_weight, pw_bias);
+  const int64_t O = out_weight.dim() == 2 ? out_weight.size(0) : 0;
+  TORCH_CHECK(O >= 1 && O <= kRefinerOutConvMaxOut,
+              fn,
+              ": out_weight must be (O, P) with 1 <= O <= ",
+              kRefinerOutConvMaxOut,
+              ", got ",
+              out_weight.sizes());
+  CheckArgument(fn, "out_weight", out_weight, x, at::kFloat, {O, P});
+  CheckArgument(fn, "out_bias", out_bias, x, at::kFloat, {O});
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = at::empty({x.size(0), O, x.size(1), x.size(2)},
+                             x.options().dtype(at::kFloat));
+  Outputs o;
+  o.out_w = out_weight.data_ptr<float>();
+  o.out_b = out_bias.data_ptr<float>();
+  o.out = out.data_ptr<float>();
+  o.out_dim = static_cast<int>(O);
+  ForStorageDtype(x, [&](auto tag) {
+    Dispatch<decltype(tag), true>(x, dw_weight, dw_bias, pw_weight, pw_bias, o);
+  });
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(error == cudaSuccess, fn, ": ", cudaGetErrorString(error));
+  return out;
 }
 
 bool DepthwiseBiasReluSupported(int64_t channels,

@@ -27,6 +27,19 @@ void RefinerBlockFused(const at::Tensor& x,
                        const at::Tensor& pw_bias,
                        at::Tensor& y);
 
+// A refiner's last block and its out_conv in one kernel: returns
+// out (B, O, H, W) float32 = out_weight · y + out_bias, y the block's output
+// as RefinerBlockFused rounds it, never written to memory. out_weight
+// (O, P), out_bias (O) float32, 1 ≤ O ≤ kRefinerOutConvMaxOut (below). Sums
+// in another order than RefinerOutConv: within float32 rounding of it.
+at::Tensor RefinerBlockFusedOutConv(const at::Tensor& x,
+                                    const at::Tensor& dw_weight,
+                                    const at::Tensor& dw_bias,
+                                    const at::Tensor& pw_weight,
+                                    const at::Tensor& pw_bias,
+                                    const at::Tensor& out_weight,
+                                    const at::Tensor& out_bias);
+
 // Whether RefinerBlockFused takes activations with `channels` (padded)
 // channels of `dtype` and a kernel_size × kernel_size depthwise conv.
 bool RefinerBlockFusedSupported(int64_t channels,
