@@ -40,9 +40,7 @@ CoarseMatch TransformerDecoderImpl::forward(const torch::Tensor& gp_posterior,
     blocks.push_back(blocks_[i]->as<VitBlockImpl>());
   }
   auto out = ToOut(RunVitBlocks(blocks, tokens, nullptr));
-  // A view (channels-last, rows padded to a multiple of 8 channels), not a
-  // transposed copy of the (B, 4097, H, W) logits: 0.4 ms at 16 images.
-  out = out.permute({0, 2, 1}).view({B, config_.OutDim(), H, W});
+  out = out.permute({0, 2, 1}).reshape({B, config_.OutDim(), H, W});
   const int64_t n = config_.OutDim() - 1;
   return {out.slice(1, 0, n), out.slice(1, n)};
 }
