@@ -10,6 +10,7 @@
 #include "l2m_core/model/gp.h"
 #ifdef L2M_HAVE_CUDA_KERNELS
 #include "l2m_core/model/bias_activation_cuda.h"
+#include "l2m_core/model/finalize_cuda.h"
 #include "l2m_core/model/gp_cuda.h"
 #include "l2m_core/model/input_conv_cuda.h"
 #include "l2m_core/model/layer_norm_cuda.h"
@@ -1054,6 +1055,60 @@ TEST(RefinerBlockFusedCuda, OutConvEpilogueMatchesBlockThenOutConv) {
                    torch::zeros({5, 24}, cuda),  // more outputs than 4
                    torch::zeros({5}, cuda)),
                c10::Error);
+}
+
+// The matcher's last step in one kernel against the LibTorch ops
+// RegressionMatcher runs elsewhere (attenuation, sigmoid, the out-of-range
+// mask, clamp, the symmetric concatenation): bit for bit, with flow values
+// past ±1, NaN and infinities, strided inputs, with and without `low`.
+TEST(FinalizeSymmetricCuda, EqualsLibTorchOps) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 2, N = 2 * B, h = 7, w = 33;
+  // Channels-last storage: the kernel reads any strides.
+  torch::Tensor flow =
+      (torch::rand({N, h, w, 2}, cuda) * 3 - 1.5).permute({0, 3, 1, 2});
+  flow.index_put_({0, 0, 1, 2}, std::numeric_limits<float>::quiet_NaN());
+  flow.index_put_({3, 1, 4, 5}, std::numeric_limits<float>::infinity());
+  const torch::Tensor certainty = torch::randn({N, 1, h, w}, cuda) * 4;
+  torch::Tensor low = torch::randn({N, 1, h, w}, cuda) * 3;
+  low.index_put_({1, 0, 2, 3}, -std::numeric_limits<float>::infinity());
+  const torch::Tensor xs = IdentityAxis(w, cuda), ys = IdentityAxis(h, cuda);
+  for (const bool attenuate : {false, true}) {
+    torch::Tensor warp = torch::empty({B, h, 2 * w, 4}, cuda);
+    torch::Tensor cert = torch::empty({B, h, 2 * w}, cuda);
+    internal::FinalizeSymmetric(
+        flow, certainty, attenuate ? low : torch::Tensor(), xs, ys, warp, cert);
+
+    torch::Tensor c = certainty;
+    if (attenuate) c = certainty - 0.5 * low * (low < 0);
+    torch::Tensor f = flow.permute({0, 2, 3, 1});
+    const torch::Tensor coords =
+        IdentityGrid(h, w, cuda).permute({0, 2, 3, 1}).expand({N, h, w, 2});
+    c = c.sigmoid();
+    const torch::Tensor wrong = (f.abs() > 1).sum(-1) > 0;
+    c = c.masked_fill(wrong.unsqueeze(1), 0);
+    f = f.clamp(-1, 1);
+    const auto flows = f.chunk(2, 0);
+    const auto grids = coords.chunk(2, 0);
+    const torch::Tensor ref_warp =
+        torch::cat({torch::cat({grids[0], flows[0]}, -1),
+                    torch::cat({flows[1], grids[1]}, -1)},
+                   2);
+    const auto certs = c.chunk(2, 0);
+    const torch::Tensor ref_cert =
+        torch::cat({certs[0], certs[1]}, 3).select(1, 0);
+    EXPECT_TRUE(torch::equal(warp.isnan(), ref_warp.isnan()));
+    EXPECT_TRUE(torch::equal(warp.nan_to_num(0), ref_warp.nan_to_num(0)))
+        << "attenuate " << attenuate;
+    EXPECT_TRUE(torch::equal(cert, ref_cert)) << "attenuate " << attenuate;
+  }
+  torch::Tensor small = torch::empty({B, h, w, 4}, cuda);
+  torch::Tensor cert = torch::empty({B, h, 2 * w}, cuda);
+  EXPECT_THROW(
+      internal::FinalizeSymmetric(flow, certainty, low, xs, ys, small, cert),
+      c10::Error);
 }
 #endif  // L2M_HAVE_CUDA_KERNELS
 #endif

@@ -132,11 +132,15 @@ void SetCudaAutocastDtype(bool enabled, at::ScalarType dtype) {
   at::autocast::clear_cache();
 }
 
+at::Tensor IdentityAxis(int64_t n, const at::TensorOptions& options) {
+  return torch::linspace(-1 + 1.0 / n, 1 - 1.0 / n, n, options);
+}
+
 at::Tensor IdentityGrid(int64_t h,
                         int64_t w,
                         const at::TensorOptions& options) {
-  auto ys = torch::linspace(-1 + 1.0 / h, 1 - 1.0 / h, h, options);
-  auto xs = torch::linspace(-1 + 1.0 / w, 1 - 1.0 / w, w, options);
+  auto ys = IdentityAxis(h, options);
+  auto xs = IdentityAxis(w, options);
   auto grid = torch::meshgrid({ys, xs}, "ij");
   return torch::stack({grid[1], grid[0]}).unsqueeze(0);
 }

@@ -134,4 +134,7 @@ class AutocastOff {
 // linspace like the reference.
 at::Tensor IdentityGrid(int64_t h, int64_t w, const at::TensorOptions& options);
 
+// One axis of IdentityGrid: the n pixel centres in [−1, 1] (linspace).
+at::Tensor IdentityAxis(int64_t n, const at::TensorOptions& options);
+
 }  // namespace l2m
