@@ -1,4 +1,5 @@
 #include "l2m_core/model/finalize_cuda.h"
+#include "l2m_core/model/storage_dtype_cuda.cuh"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -10,22 +11,14 @@ namespace l2m {
 namespace internal {
 namespace {
 
-struct Strides4 {
-  long long n, c, y, x;
-};
-
-Strides4 StridesOf(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
-
 // A thread a pixel of the 2B input images; image n < B fills the left half
 // of pair n's outputs, n ≥ B the right half of pair n − B.
 __global__ void FinalizeSymmetricKernel(const float* __restrict__ flow,
-                                        Strides4 fs,
+                                        Strides fs,
                                         const float* __restrict__ cert,
-                                        Strides4 cs,
+                                        Strides cs,
                                         const float* __restrict__ low,
-                                        Strides4 ls,
+                                        Strides ls,
                                         const float* __restrict__ xs,
                                         const float* __restrict__ ys,
                                         float4* __restrict__ warp,
@@ -36,12 +29,12 @@ __global__ void FinalizeSymmetricKernel(const float* __restrict__ flow,
   const int x = blockIdx.x * blockDim.x + threadIdx.x;
   const int y = blockIdx.y, n = blockIdx.z;
   if (x >= w) return;
-  const float* f = flow + n * fs.n + y * fs.y + x * fs.x;
+  const float* f = flow + n * fs.b + y * fs.y + x * fs.x;
   const float fx = f[0], fy = f[fs.c];
-  float c = cert[n * cs.n + y * cs.y + x * cs.x];
+  float c = cert[n * cs.b + y * cs.y + x * cs.x];
   if (low != nullptr) {
     // attenuation = 0.5 · low · (low < 0), as LibTorch evaluates it.
-    const float l = low[n * ls.n + y * ls.y + x * ls.x];
+    const float l = low[n * ls.b + y * ls.y + x * ls.x];
     c = c - (0.5f * l) * (l < 0.f ? 1.f : 0.f);
   }
   c = 1.f / (1.f + expf(-c));  // LibTorch's float sigmoid
@@ -138,7 +131,7 @@ void FinalizeSymmetric(const at::Tensor& flow,
       certainty.data_ptr<float>(),
       StridesOf(certainty),
       low.defined() ? low.data_ptr<float>() : nullptr,
-      low.defined() ? StridesOf(low) : Strides4{0, 0, 0, 0},
+      low.defined() ? StridesOf(low) : Strides{0, 0, 0, 0},
       xs.data_ptr<float>(),
       ys.data_ptr<float>(),
       reinterpret_cast<float4*>(warp.data_ptr<float>()),

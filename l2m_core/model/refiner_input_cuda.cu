@@ -14,15 +14,6 @@ namespace l2m {
 namespace internal {
 namespace {
 
-// Element strides of a (B, C, H, W) tensor: the kernel reads any layout.
-struct Strides {
-  long long b, c, y, x;
-};
-
-Strides StridesOf(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
-
 constexpr int kSegments = 3;
 // kGenericPixel: the generic vectors of a pixel by one thread, so that the
 // bilinear corners and the embedding's input are worked out once a pixel

@@ -10,6 +10,16 @@
 namespace l2m {
 namespace internal {
 
+// Element strides of a 4-d (B, C, H, W) tensor, for kernels that read any
+// layout.
+struct Strides {
+  long long b, c, y, x;
+};
+
+inline Strides StridesOf(const at::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
 // Calls launch(tag) with a value of x's storage type, __half for fp16 and
 // __nv_bfloat16 otherwise, so one generic lambda picks the kernel instance.
 template <typename Launch>
