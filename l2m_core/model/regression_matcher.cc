@@ -235,7 +235,7 @@ MatchResult RegressionMatcherImpl::MatchBatched(
   ScopedStage final_stage("final");
 #ifdef L2M_HAVE_CUDA_KERNELS
   // On CUDA the symmetric result in one kernel (bit-equal to the ops below,
-  // which ran ~12 kernels over the upsample-size maps).
+  // which ran ~17 kernels over the upsample-size maps).
   if (config_.symmetric && trace == nullptr && finest.flow.is_cuda() &&
       finest.flow.scalar_type() == torch::kFloat &&
       finest.certainty.scalar_type() == torch::kFloat &&
