@@ -206,7 +206,10 @@ template <typename Fn>
 void ProfileOnce(const std::string& path, bool cuda, Fn fn) {
 #ifdef L2M_HAVE_KINETO
   namespace prof = torch::profiler::impl;
-  const prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+  // With the ops' input shapes, so that kernel_summary.py --ops can say which
+  // op (and on what) launched a kernel.
+  const prof::ProfilerConfig config(prof::ProfilerState::KINETO,
+                                    /*report_input_shapes=*/true);
   std::set<prof::ActivityType> activities = {prof::ActivityType::CPU};
   if (cuda) activities.insert(prof::ActivityType::CUDA);
   torch::autograd::profiler::prepareProfiler(config, activities);

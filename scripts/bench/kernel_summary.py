@@ -6,7 +6,11 @@ Each kernel is attributed to the innermost l2m stage scope (ScopedStage:
 launched (matched through the launch's correlation id), so the table says
 where the GPU time goes without synchronising the device at each stage.
 
-Usage: kernel_summary.py TRACE.json [--top N]
+Usage: kernel_summary.py TRACE.json [--top N] [--per_stage N] [--ops STAGE ...]
+
+--ops STAGE: for the kernels of that stage, the chain of CPU ops (outer to
+inner, with the innermost op's input shapes where the trace has them) that
+was open when each was launched, so a stray copy can be traced to its op.
 """
 
 import argparse
@@ -28,6 +32,8 @@ def main():
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--per_stage", type=int, default=1,
                         help="kernels listed under each stage")
+    parser.add_argument("--ops", nargs="*", default=[],
+                        help="stages whose kernels are listed by launching op")
     args = parser.parse_args()
     try:
         opener = gzip.open if args.trace.endswith(".gz") else open
@@ -36,7 +42,7 @@ def main():
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"{args.trace}: not a readable Chrome trace ({e})")
 
-    kernels, launches, scopes = [], {}, []
+    kernels, launches, scopes, ops = [], {}, [], []
     for e in events:
         if e.get("ph") != "X":
             continue
@@ -49,6 +55,9 @@ def main():
                 launches[corr] = e["ts"]
         elif cat == "user_annotation":
             scopes.append((e["ts"], e["ts"] + e["dur"], e["name"]))
+        elif cat == "cpu_op" and args.ops:
+            dims = e.get("args", {}).get("Input Dims")
+            ops.append((e["ts"], e["ts"] + e["dur"], e["name"], dims))
     if not kernels:
         sys.exit(f"{args.trace}: no GPU kernels in the trace")
 
@@ -92,6 +101,34 @@ def main():
         print(f"  {stage:32s} {ms:8.2f} ms {count_stage[stage]:6d} kernels")
         for name, kms in top[: args.per_stage]:
             print(f"      {kms:8.2f} ms  {short(name, 100)}")
+    if args.ops:
+        ops.sort()
+        op_starts = [o[0] for o in ops]
+
+        def op_chain(t):
+            # Every op open at t, outermost first (ops nest on a thread).
+            open_ops = [o for o in ops[: bisect.bisect_right(op_starts, t)]
+                        if o[1] >= t]
+            if not open_ops:
+                return "(no op)"
+            names = " > ".join(o[2] for o in open_ops[-4:])
+            dims = open_ops[-1][3]
+            return names + (f" {dims}" if dims else "")
+
+        for wanted in args.ops:
+            by_op = collections.defaultdict(float)
+            count_op = collections.Counter()
+            for k in kernels:
+                t = launches.get(k.get("args", {}).get("correlation"))
+                if t is None or stage_at(t) != wanted:
+                    continue
+                key = (op_chain(t), short(k["name"], 70))
+                by_op[key] += k["dur"] / 1000.0
+                count_op[key] += 1
+            print(f"\nKernels of {wanted} by launching op:")
+            for (chain, name), ms in sorted(by_op.items(), key=lambda x: -x[1]):
+                print(f"  {ms:8.2f} ms {count_op[(chain, name)]:4d}x  {name}")
+                print(f"             from {chain}")
     print(f"\nTop {args.top} kernels:")
     for name, ms in sorted(by_kernel.items(), key=lambda x: -x[1])[: args.top]:
         print(f"  {ms:8.2f} ms {count_kernel[name]:5d}x  {short(name)}")
