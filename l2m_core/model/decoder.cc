@@ -158,7 +158,7 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
       CoarseMatch coarse = embedding_decoder_->forward(gp_posterior, fq);
       TracePut(trace, name + "gm_cls", coarse.cls);
       TracePut(trace, name + "gm_certainty", coarse.certainty);
-      flow = ClsToFlowRefine(coarse.cls.to(torch::kFloat)).detach();
+      flow = ClsToFlowRefine(coarse.cls).detach();
       certainty = coarse.certainty;
       out[s].gm_cls = coarse.cls;
       out[s].gm_certainty = coarse.certainty;

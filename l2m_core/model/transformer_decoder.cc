@@ -70,7 +70,10 @@ torch::Tensor TransformerDecoderImpl::ToOut(const torch::Tensor& tokens) {
 torch::Tensor ClsToFlowRefine(const torch::Tensor& cls_logits) {
   const int64_t C = cls_logits.size(1);
   const int64_t res = std::llround(std::sqrt(static_cast<double>(C)));
-  const auto opts = cls_logits.options();
+  // The arithmetic is float32 whatever the logits' dtype; only the max and
+  // the five gathered logits are widened (exactly), not the whole (B, R², h,
+  // w) map (a 0.4 ms cast at 16 images of fp16 logits, H100).
+  const auto opts = cls_logits.options().dtype(torch::kFloat);
   auto lin = torch::linspace(-1 + 1.0 / res, 1 - 1.0 / res, res, opts);
   auto g = torch::meshgrid({lin, lin}, "ij");
   auto G = torch::stack({g[1], g[0]}, -1).reshape({C, 2});  // anchor k → (x, y)
@@ -81,7 +84,8 @@ torch::Tensor ClsToFlowRefine(const torch::Tensor& cls_logits) {
   auto [max_logit, mode] = cls_logits.max(1, /*keepdim=*/true);  // (B,1,H,W)
   auto index = torch::cat({mode - 1, mode, mode + 1, mode - res, mode + res}, 1)
                    .clamp(0, C - 1);  // (B, 5, H, W)
-  auto neighbours = (torch::gather(cls_logits, 1, index) - max_logit)
+  auto neighbours = (torch::gather(cls_logits, 1, index).to(torch::kFloat) -
+                     max_logit.to(torch::kFloat))
                         .exp()
                         .unsqueeze(-1);  // (B, 5, H, W, 1)
   auto anchors = G.index({index});       // (B, 5, H, W, 2)

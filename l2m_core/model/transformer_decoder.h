@@ -48,6 +48,8 @@ TORCH_MODULE(TransformerDecoder);
 // its neighbours (k−1, k, k+1, k−R, k+R, indices clamped to [0, R²−1], no row
 // wrap), probability-weighted mean of the anchor positions. Anchor k = row·R +
 // col sits at (lin[col], lin[row]), lin = linspace(−1+1/R, 1−1/R, R).
+// Float32 flow from logits of any floating dtype (as if they were widened
+// first: the same values).
 torch::Tensor ClsToFlowRefine(const torch::Tensor& cls);
 
 }  // namespace l2m
