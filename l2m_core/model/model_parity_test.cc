@@ -661,6 +661,26 @@ TEST(DepthwiseBiasReluCuda, MatchesDepthwiseRelu) {
 
 // The float32 out_conv from fp16/bf16 activations against float64: the
 // widening is exact, so only fp32 accumulation error is left.
+// got (B, O, H, W) float32 against out_conv(x) = x (B, H, W, P) · wᵀ + b in
+// float64, within float32 summation: 1e-6 · |x|·|w| + 1e-6.
+void ExpectOutConvWithinFloat32(const torch::Tensor& got,
+                                const torch::Tensor& x,
+                                const torch::Tensor& w,
+                                const torch::Tensor& b,
+                                const std::string& what) {
+  const torch::Tensor xd = x.cpu().to(torch::kDouble);
+  const torch::Tensor wd = w.cpu().to(torch::kDouble);
+  const torch::Tensor ref =
+      (torch::matmul(xd, wd.t()) + b.cpu().to(torch::kDouble))
+          .permute({0, 3, 1, 2});
+  const torch::Tensor bound =
+      1e-6 * torch::matmul(xd.abs(), wd.abs().t()).permute({0, 3, 1, 2}) + 1e-6;
+  ASSERT_EQ(got.sizes(), ref.sizes());
+  const torch::Tensor err = (got.cpu().to(torch::kDouble) - ref).abs();
+  EXPECT_TRUE((err <= bound).all().item<bool>())
+      << what << " max err " << err.max().item<double>();
+}
+
 TEST(RefinerOutConvCuda, MatchesFloat64) {
   L2M_REQUIRE_DEVICE();
   torch::manual_seed(0);
@@ -671,18 +691,8 @@ TEST(RefinerOutConvCuda, MatchesFloat64) {
       const torch::Tensor w = torch::randn({3, P}, cuda);
       const torch::Tensor b = torch::randn({3}, cuda);
       const torch::Tensor got = internal::RefinerOutConv(x, w, b);
-      const torch::Tensor xd = x.cpu().to(torch::kDouble);
-      const torch::Tensor wd = w.cpu().to(torch::kDouble);
-      const torch::Tensor ref =
-          (torch::matmul(xd, wd.t()) + b.cpu().to(torch::kDouble))
-              .permute({0, 3, 1, 2});
-      const torch::Tensor bound =
-          1e-6 * torch::matmul(xd.abs(), wd.abs().t()).permute({0, 3, 1, 2}) +
-          1e-6;
-      ASSERT_EQ(got.sizes(), ref.sizes());
-      const torch::Tensor err = (got.cpu().to(torch::kDouble) - ref).abs();
-      EXPECT_TRUE((err <= bound).all().item<bool>())
-          << dtype << " P=" << P << " max err " << err.max().item<double>();
+      ASSERT_NO_FATAL_FAILURE(ExpectOutConvWithinFloat32(
+          got, x, w, b, c10::toString(dtype) + (" P=" + std::to_string(P))));
     }
   }
 }
@@ -1030,18 +1040,8 @@ TEST(RefinerBlockFusedCuda, OutConvEpilogueMatchesBlockThenOutConv) {
       internal::RefinerBlockFused(x, taps, dw_b, pw, pw_b, y);
       const torch::Tensor got =
           internal::RefinerBlockFusedOutConv(x, taps, dw_b, pw, pw_b, w, b);
-      const torch::Tensor yd = y.cpu().to(torch::kDouble);
-      const torch::Tensor wd = w.cpu().to(torch::kDouble);
-      const torch::Tensor ref =
-          (torch::matmul(yd, wd.t()) + b.cpu().to(torch::kDouble))
-              .permute({0, 3, 1, 2});
-      const torch::Tensor bound =
-          1e-6 * torch::matmul(yd.abs(), wd.abs().t()).permute({0, 3, 1, 2}) +
-          1e-6;
-      ASSERT_EQ(got.sizes(), ref.sizes());
-      const torch::Tensor err = (got.cpu().to(torch::kDouble) - ref).abs();
-      EXPECT_TRUE((err <= bound).all().item<bool>())
-          << dtype << " P=" << P << " max err " << err.max().item<double>();
+      ASSERT_NO_FATAL_FAILURE(ExpectOutConvWithinFloat32(
+          got, y, w, b, c10::toString(dtype) + (" P=" + std::to_string(P))));
     }
   }
   const torch::Tensor x24 =
