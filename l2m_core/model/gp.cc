@@ -23,6 +23,64 @@ torch::Tensor CosKernel(const torch::Tensor& x,
   return ((c - 1.0) / T).exp();
 }
 
+BlockCholeskyFactor BlockCholesky(const torch::Tensor& A, int64_t block) {
+  const int64_t B = A.size(0), n = A.size(1), k = n / block;
+  if (block < 1 || n % block != 0 || A.size(2) != n) {
+    throw std::invalid_argument(
+        "BlockCholesky: A must be square and block must divide n");
+  }
+  BlockCholeskyFactor factor;
+  factor.L = torch::zeros_like(A);
+  factor.diagonal_inverse = torch::empty({B, k, block, block}, A.options());
+  // The diagonal steps in one kernel where l2m's CUDA kernels take them.
+  bool fused_diagonal = false;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  fused_diagonal = A.is_cuda() && A.scalar_type() == torch::kFloat &&
+                   block <= internal::kCholeskyInverseMaxBlock &&
+                   !(torch::GradMode::is_enabled() && A.requires_grad());
+#endif
+  const torch::Tensor eye =
+      fused_diagonal ? torch::Tensor()
+                     : torch::eye(block, A.options()).expand({B, block, block});
+  for (int64_t i = 0; i < k; ++i) {
+    const int64_t r0 = i * block, r1 = r0 + block;
+    // Block column i of A less the contributions of the columns already
+    // factored (left-looking: one GEMM a step, n³/3 multiply-adds in all).
+    torch::Tensor column = A.slice(1, r0, n).slice(2, r0, r1);
+    if (i > 0) {
+      column = torch::baddbmm(
+          column,
+          factor.L.slice(1, r0, n).slice(2, 0, r0),
+          factor.L.slice(1, r0, r1).slice(2, 0, r0).transpose(1, 2),
+          1,
+          -1);
+    }
+    torch::Tensor diagonal = factor.L.slice(1, r0, r1).slice(2, r0, r1);
+    torch::Tensor inverse = factor.diagonal_inverse.select(1, i);
+#ifdef L2M_HAVE_CUDA_KERNELS
+    if (fused_diagonal) {
+      internal::CholeskyInverseBlockCuda(
+          column.slice(1, 0, block), diagonal, inverse);
+    }
+#endif
+    if (!fused_diagonal) {
+      // linalg_cholesky_ex: no host-side check, so no device sync (the GP
+      // can be captured in a CUDA graph); A is positive definite by
+      // construction.
+      diagonal.copy_(
+          std::get<0>(at::linalg_cholesky_ex(column.slice(1, 0, block))));
+      inverse.copy_(
+          torch::linalg_solve_triangular(diagonal, eye, /*upper=*/false));
+    }
+    if (i + 1 < k) {
+      // The panel below: L_{>i,i} = C_{>i} D_i⁻ᵀ.
+      torch::Tensor panel = factor.L.slice(1, r1, n).slice(2, r0, r1);
+      at::bmm_out(panel, column.slice(1, block), inverse.transpose(1, 2));
+    }
+  }
+  return factor;
+}
+
 torch::Tensor BlockCholeskySolve(const torch::Tensor& L,
                                  const torch::Tensor& f,
                                  int64_t block) {
@@ -30,20 +88,32 @@ torch::Tensor BlockCholeskySolve(const torch::Tensor& L,
   if (block < 1 || n % block != 0) {
     throw std::invalid_argument("BlockCholeskySolve: block must divide n");
   }
-  auto rows = [&](const torch::Tensor& t, int64_t i, int64_t j) {
-    return t.slice(1, i * block, j * block);
-  };
   std::vector<torch::Tensor> diagonal;
   for (int64_t i = 0; i < k; ++i) {
-    diagonal.push_back(rows(L, i, i + 1).slice(2, i * block, (i + 1) * block));
+    const int64_t r0 = i * block, r1 = r0 + block;
+    diagonal.push_back(L.slice(1, r0, r1).slice(2, r0, r1));
   }
-  // (B, k, block, block): the inverses of the diagonal blocks.
-  const torch::Tensor inv =
+  const torch::Tensor inverse =
       torch::linalg_solve_triangular(
           torch::stack(diagonal, 1),
           torch::eye(block, L.options()).expand({B, k, block, block}),
           /*upper=*/false)
           .contiguous();
+  return BlockCholeskySolve({L, inverse}, f);
+}
+
+torch::Tensor BlockCholeskySolve(const BlockCholeskyFactor& factor,
+                                 const torch::Tensor& f) {
+  const torch::Tensor& L = factor.L;
+  const torch::Tensor& inv = factor.diagonal_inverse;
+  const int64_t n = L.size(1), k = inv.size(1), block = inv.size(2);
+  if (k * block != n) {
+    throw std::invalid_argument(
+        "BlockCholeskySolve: diagonal inverses do not tile L");
+  }
+  auto rows = [&](const torch::Tensor& t, int64_t i, int64_t j) {
+    return t.slice(1, i * block, j * block);
+  };
   // L y = f, top down: y_i = D_i⁻¹ (f_i − L_{i,<i} y_{<i}).
   torch::Tensor y = torch::empty_like(f);
   for (int64_t i = 0; i < k; ++i) {
@@ -77,7 +147,7 @@ torch::Tensor BlockCholeskySolve(const torch::Tensor& L,
 namespace {
 
 // Diagonal blocks of at most 256 rows for BlockCholeskySolve (n = 1600:
-// 8 of 200, the fastest on an H100 in a CUDA graph; 2304: 9 of 256).
+// 8 of 200, the fastest solve on an H100 in a CUDA graph; 2304: 9 of 256).
 int64_t SolveBlock(int64_t n) {
   for (int64_t k = (n + 255) / 256; k < n; ++k) {
     if (n % k == 0) return n / k;
@@ -85,29 +155,40 @@ int64_t SolveBlock(int64_t n) {
   return 1;
 }
 
+// Blocks for BlockCholesky on CUDA: the largest divisor of n that
+// CholeskyInverseBlockCuda takes, a multiple of its 32 threads a row where
+// one divides n (1600: 160; 2304: 128, 6.8 ms for 16 matrices against 8.2
+// with 144, H100), else SolveBlock's.
+int64_t FactorBlock(int64_t n) {
+#ifdef L2M_HAVE_CUDA_KERNELS
+  for (const int64_t step : {32, 1}) {
+    for (int64_t b = internal::kCholeskyInverseMaxBlock / step * step; b >= 64;
+         b -= step) {
+      if (n % b == 0) return b;
+    }
+  }
+#endif
+  return SolveBlock(n);
+}
+
 // A⁻¹ f for SPD A (B, n, n) on CUDA, the fastest routes measured at
-// n = 1600 with 512 right-hand sides (docs/PERFORMANCE.md, sessions 5–6):
-// one or two matrices (a single pair) are factored one by one (batched
-// cuSOLVER took 7.6 ms against 2.8 for two; two streams gained nothing),
-// more in one batch; then BlockCholeskySolve (H100: 1.5 ms for two systems,
-// 0.6 in a CUDA graph, against 1.7 for cholesky_solve; 2.0 against 3.2 ms
-// for cuBLAS's triangular solves at 16).
+// n = 1600 with 512 right-hand sides (docs/PERFORMANCE.md, sessions 5, 6
+// and 11; `l2m_kernel_bench`), all in a CUDA graph on an H100: a batch
+// (16 matrices) by BlockCholesky, its diagonal steps in one kernel each
+// (3.9 ms with the solve, against 6.3 for cuSOLVER's batched potrf); the
+// two matrices of a single pair by cuSOLVER one by one (1.86 ms, against
+// 1.97); then the block substitution.
 torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
                                 const torch::Tensor& f) {
-  torch::Tensor L;
-  if (A.size(0) <= 2) {
-    std::vector<torch::Tensor> factors;
-    for (int64_t b = 0; b < A.size(0); ++b) {
-      factors.push_back(std::get<0>(at::linalg_cholesky_ex(A[b])));
-    }
-    L = torch::stack(factors);
-  } else {
-    // A is symmetric, so Aᵀ (a column-major view) has the same factor, and
-    // LibTorch's column-major working copy of it is a straight copy rather
-    // than a transposing one.
-    L = std::get<0>(at::linalg_cholesky_ex(A.transpose(-2, -1)));
+  if (A.size(0) > 2) {
+    return BlockCholeskySolve(BlockCholesky(A, FactorBlock(A.size(1))), f);
   }
-  return BlockCholeskySolve(L, f, SolveBlock(A.size(1)));
+  std::vector<torch::Tensor> factors;
+  for (int64_t b = 0; b < A.size(0); ++b) {
+    // linalg_cholesky_ex: no host-side check, so no device sync.
+    factors.push_back(std::get<0>(at::linalg_cholesky_ex(A[b])));
+  }
+  return BlockCholeskySolve(torch::stack(factors), f, SolveBlock(A.size(1)));
 }
 
 }  // namespace

@@ -1,11 +1,16 @@
 // GPU timing of l2m's refiner kernels at the shapes the shipped presets run
 // (not a test; CUDA builds only): each kernel alone, median of repeated
-// launches, with the bytes it must move and the bandwidth that implies.
+// launches, with the bytes it must move and the bandwidth that implies; then
+// the GP's SPD solve by route and block size, replayed as a CUDA graph as
+// the matcher runs it.
 // Usage: l2m_kernel_bench [pairs=8] [repeats=20]
 
+#include "l2m_core/model/gp.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -61,6 +66,71 @@ double MedianMs(int repeats, const std::function<void()>& fn) {
   return ms[ms.size() / 2];
 }
 
+// `fn` captured once in a CUDA graph, then the median of its replays.
+double GraphMs(int repeats, const std::function<void()>& fn) {
+  at::cuda::CUDAGraph graph;
+  {
+    const at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
+    const at::cuda::CUDAStreamGuard guard(side);
+    fn();  // warm-up outside the capture (workspaces, handles)
+    graph.capture_begin();
+    fn();
+    graph.capture_end();
+  }
+  return MedianMs(repeats, [&] { graph.replay(); });
+}
+
+// The GP's A⁻¹ f (512 basis functions) for the two matrices of one pair and
+// the 2·pairs of a batch: cuSOLVER's factorisation (one by one for ≤ 2
+// matrices, batched above: the route before session 11) against
+// BlockCholesky at several block sizes (≤ 160: its diagonal steps in
+// CholeskyInverseBlockCuda; above: cuSOLVER and cuBLAS).
+void BenchGpSolve(int pairs, int repeats) {
+  const auto f32 = torch::dtype(torch::kFloat).device(torch::kCUDA);
+  const int64_t m = 512;
+  // n = 1600 support cells at 560 (coarse 40²), 2304 at 672 (48²).
+  for (const auto& [n, B] : {std::pair<int64_t, int64_t>{1600, 2},
+                             {1600, 2 * pairs},
+                             {2304, 2},
+                             {2304, 2 * pairs}}) {
+    torch::manual_seed(2);
+    const at::Tensor y = torch::randn({B, n, 512}, f32);
+    const at::Tensor A =
+        l2m::CosKernel(y, y, 0.2) + 1e-2 * torch::eye(n, f32).unsqueeze(0);
+    const at::Tensor f = torch::randn({B, n, m}, f32);
+    at::Tensor x;
+    auto report = [&](const std::string& route, double ms) {
+      std::printf("gp solve n %4ld %-16s %2ld matrices: %7.3f ms  x sum %.6e\n",
+                  static_cast<long>(n),
+                  route.c_str(),
+                  static_cast<long>(B),
+                  ms,
+                  x.sum().item<double>());
+    };
+    report("cusolver", GraphMs(repeats, [&] {
+             at::Tensor L;
+             if (B <= 2) {
+               std::vector<at::Tensor> factors;
+               for (int64_t b = 0; b < B; ++b) {
+                 factors.push_back(std::get<0>(at::linalg_cholesky_ex(A[b])));
+               }
+               L = torch::stack(factors);
+             } else {
+               L = std::get<0>(at::linalg_cholesky_ex(A.transpose(-2, -1)));
+             }
+             x = l2m::BlockCholeskySolve(L, f, n == 1600 ? 200 : 256);
+           }));
+    const std::vector<int64_t> blocks =
+        n == 1600 ? std::vector<int64_t>{100, 160, 200, 320}
+                  : std::vector<int64_t>{128, 144, 192, 256};
+    for (const int64_t block : blocks) {
+      report("block " + std::to_string(block), GraphMs(repeats, [&] {
+               x = l2m::BlockCholeskySolve(l2m::BlockCholesky(A, block), f);
+             }));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,5 +171,6 @@ int main(int argc, char** argv) {
                 bytes / (ms * 1e-3) / 1e9,
                 sum);
   }
+  BenchGpSolve(pairs, repeats);
   return 0;
 }

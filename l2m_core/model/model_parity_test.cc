@@ -341,6 +341,61 @@ TEST(ModelParityGp, BlockCholeskySolveMatchesCholeskySolve) {
   EXPECT_THROW(BlockCholeskySolve(L, f, 300), std::invalid_argument);
 }
 
+// The left-looking block factorisation gives cuSOLVER/LAPACK's factor within
+// fp32 rounding, zero above the diagonal, and the diagonal blocks' inverses;
+// the solve from it matches the one from L alone.
+TEST(ModelParityGp, BlockCholeskyMatchesCholesky) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(1);
+  const int64_t n = 1600, m = 64;
+  const auto opts = torch::dtype(torch::kFloat).device(Device());
+  const torch::Tensor y = torch::randn({3, n, 32}, opts);
+  torch::Tensor A =
+      CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, opts).unsqueeze(0);
+  const torch::Tensor ref = torch::linalg_cholesky(A.to(torch::kDouble));
+  const double fp32_err = (torch::linalg_cholesky(A).to(torch::kDouble) - ref)
+                              .abs()
+                              .max()
+                              .item<double>();
+  // Garbage above the diagonal must not be read.
+  A = A.tril() + torch::triu(torch::full_like(A, 1e4), 1);
+  const torch::Tensor f = torch::randn({3, n, m}, opts);
+  for (const int64_t block :
+       {int64_t{100}, int64_t{160}, int64_t{200}, int64_t{320}, n}) {
+    const BlockCholeskyFactor factor = BlockCholesky(A, block);
+    const double err =
+        (factor.L.to(torch::kDouble) - ref).abs().max().item<double>();
+    std::printf(
+        "[gp] factor block %ld: max err %.2e (linalg_cholesky fp32 %.2e)\n",
+        static_cast<long>(block),
+        err,
+        fp32_err);
+    EXPECT_LE(err, 10 * fp32_err + 1e-6) << "block " << block;
+    EXPECT_EQ(torch::triu(factor.L, 1).abs().max().item<float>(), 0.f);
+    ASSERT_EQ(factor.diagonal_inverse.sizes(),
+              torch::IntArrayRef({3, n / block, block, block}));
+    for (int64_t i = 0; i < n / block; ++i) {
+      const torch::Tensor D = factor.L.slice(1, i * block, (i + 1) * block)
+                                  .slice(2, i * block, (i + 1) * block);
+      const torch::Tensor eye =
+          torch::eye(block, opts).expand({3, block, block});
+      EXPECT_LE((torch::bmm(factor.diagonal_inverse.select(1, i), D) - eye)
+                    .abs()
+                    .max()
+                    .item<float>(),
+                1e-4f)
+          << "block " << block << ", diagonal block " << i;
+    }
+    const torch::Tensor x = BlockCholeskySolve(factor, f);
+    const torch::Tensor x_from_L = BlockCholeskySolve(factor.L, f, block);
+    EXPECT_LE((x - x_from_L).abs().max().item<float>(),
+              1e-5f * x_from_L.abs().max().item<float>())
+        << "block " << block;
+  }
+  EXPECT_THROW(BlockCholesky(A, 300), std::invalid_argument);
+  EXPECT_THROW(BlockCholesky(A.slice(2, 0, 800), 200), std::invalid_argument);
+}
+
 // The Cholesky option of the GP stays within tolerance of the reference's
 // matrix inverse.
 TEST(ModelParityGp, CholeskyWithinTolerance) {
@@ -940,6 +995,64 @@ TEST(GpCuda, KernelMatrixFromDotsEqualsCosKernel) {
     }
     EXPECT_TRUE(torch::equal(dots, expected)) << "sigma " << sigma;
   }
+}
+
+// One diagonal step: the factor and its inverse of blocks of every size up
+// to the limit, read from strided views (only the lower triangle), against
+// float64 LibTorch; sizes it does not take are refused.
+TEST(GpCuda, CholeskyInverseBlockMatchesFloat64) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(3);
+  const auto cuda = torch::dtype(torch::kFloat).device(torch::kCUDA);
+  for (const int64_t n : {int64_t{1},
+                          int64_t{33},
+                          int64_t{100},
+                          internal::kCholeskyInverseMaxBlock}) {
+    const torch::Tensor y = torch::randn({3, n, 16}, cuda);
+    torch::Tensor A = CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, cuda);
+    // A view with a row stride of 2n, garbage above the diagonal.
+    torch::Tensor wide = torch::full({3, n, 2 * n}, 1e4, cuda);
+    wide.slice(2, 0, n).copy_(A.tril());
+    const torch::Tensor c = wide.slice(2, 0, n);
+    torch::Tensor l = torch::full({3, n, n}, -1.0, cuda);
+    torch::Tensor inv = torch::full({3, 2 * n, n}, -1.0, cuda).slice(1, 0, n);
+    internal::CholeskyInverseBlockCuda(c, l, inv);
+    const torch::Tensor ref = torch::linalg_cholesky(A.to(torch::kDouble));
+    const torch::Tensor ref_inv = torch::linalg_inv(ref);
+    auto errors = [&](const torch::Tensor& factor, const torch::Tensor& f_inv) {
+      return std::pair<double, double>{
+          (factor.to(torch::kDouble) - ref).abs().max().item<double>(),
+          ((f_inv.to(torch::kDouble) - ref_inv).abs().max() /
+           ref_inv.abs().max())
+              .item<double>()};
+    };
+    // LibTorch's fp32 route (cuSOLVER, cuBLAS) sets the scale of the error.
+    const torch::Tensor lib = torch::linalg_cholesky(A);
+    const auto [lib_l, lib_inv] = errors(
+        lib,
+        torch::linalg_solve_triangular(
+            lib, torch::eye(n, cuda).expand({3, n, n}), /*upper=*/false));
+    const auto [l_err, inv_err] = errors(l, inv);
+    std::printf(
+        "[gp] diagonal step n %ld: factor err %.2e (LibTorch %.2e), "
+        "inverse rel err %.2e (LibTorch %.2e)\n",
+        static_cast<long>(n),
+        l_err,
+        lib_l,
+        inv_err,
+        lib_inv);
+    EXPECT_LE(l_err, 10 * lib_l + 1e-6) << "n " << n;
+    EXPECT_LE(inv_err, 10 * lib_inv + 1e-6) << "n " << n;
+    EXPECT_EQ(torch::triu(l, 1).abs().max().item<float>(), 0.f);
+    EXPECT_EQ(torch::triu(inv, 1).abs().max().item<float>(), 0.f);
+  }
+  const int64_t too_big = internal::kCholeskyInverseMaxBlock + 1;
+  torch::Tensor big = torch::eye(too_big, cuda).expand({2, too_big, too_big});
+  torch::Tensor l = torch::empty_like(big), inv = torch::empty_like(big);
+  EXPECT_THROW(internal::CholeskyInverseBlockCuda(big, l, inv), c10::Error);
+  torch::Tensor half = torch::eye(8, cuda.dtype(torch::kHalf)).unsqueeze(0);
+  torch::Tensor l8 = torch::empty_like(half), inv8 = torch::empty_like(half);
+  EXPECT_THROW(internal::CholeskyInverseBlockCuda(half, l8, inv8), c10::Error);
 }
 
 TEST(RefinerBlockFusedCuda, MatchesDepthwiseReluPointwise) {
