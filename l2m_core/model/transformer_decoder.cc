@@ -50,7 +50,7 @@ torch::Tensor TransformerDecoderImpl::ToOut(const torch::Tensor& tokens) {
   const int64_t padded = (n + 7) / 8 * 8;
   if (padded == n || !tokens.is_cuda() || is_training() ||
       torch::GradMode::is_enabled()) {
-    return at::linear(tokens, to_out_->weight, to_out_->bias);
+    return to_out_(tokens);
   }
   const torch::Tensor& w = to_out_->weight;
   if (padded_of_ != w.data_ptr() || padded_version_ != w._version() ||
@@ -66,6 +66,9 @@ torch::Tensor TransformerDecoderImpl::ToOut(const torch::Tensor& tokens) {
   // at::linear, not the C++ frontend's: for a 3-D input that one runs
   // matmul + add_ (0.5 ms over the padded logits of 8 pairs, H100), ATen's
   // puts the bias in the GEMM's epilogue as the reference's nn.Linear does.
+  // (Only here: on the CPU, at::linear made the full-size ViT 8 % slower,
+  // 70 → 76 s a pair with OpenMP OpenBLAS, so the modules keep their
+  // forward; docs/PERFORMANCE.md, session 11.)
   return at::linear(tokens, padded_weight_, padded_bias_).narrow(-1, 0, n);
 }
 

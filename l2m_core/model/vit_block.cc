@@ -32,10 +32,7 @@ AttentionImpl::AttentionImpl(int dim,
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   // (B, N, 3, heads, C/heads) → (3, B, heads, N, C/heads)
-  // at::linear rather than the modules' forward: LibTorch's C++ frontend
-  // runs a 3-D input as matmul + add_ (a second pass over the output), ATen
-  // folds the bias into the GEMM (addmm) as PyTorch does.
-  auto qkv = at::linear(x, qkv_->weight, qkv_->bias)
+  auto qkv = qkv_(x)
                  .reshape({B, N, 3, num_heads_, C / num_heads_})
                  .permute({2, 0, 3, 1, 4});
 #if TORCH_VERSION_MAJOR >= 2
@@ -43,14 +40,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   // is the same 1/sqrt(head_dim) the reference applies to q.
   if (x.is_cuda()) {
     auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
-    return at::linear(
-        out.transpose(1, 2).reshape({B, N, C}), proj_->weight, proj_->bias);
+    return proj_(out.transpose(1, 2).reshape({B, N, C}));
   }
 #endif
   auto q = qkv[0] * scale_;
   auto attn = torch::matmul(q, qkv[1].transpose(-2, -1)).softmax(-1);
   auto out = torch::matmul(attn, qkv[2]).transpose(1, 2).reshape({B, N, C});
-  return at::linear(out, proj_->weight, proj_->bias);
+  return proj_(out);
 }
 
 MlpImpl::MlpImpl(int dim, int hidden, bool bias) {
@@ -63,10 +59,7 @@ MlpImpl::MlpImpl(int dim, int hidden, bool bias) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  // at::linear: the bias inside the GEMM (see AttentionImpl::forward).
-  return at::linear(torch::gelu(at::linear(x, fc1_->weight, fc1_->bias)),
-                    fc2_->weight,
-                    fc2_->bias);
+  return fc2_(torch::gelu(fc1_(x)));
 }
 
 LayerScaleImpl::LayerScaleImpl(int dim, double init_values) {
