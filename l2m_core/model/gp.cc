@@ -180,6 +180,12 @@ int64_t FactorBlock(int64_t n) {
 // 1.97); then the block substitution.
 torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
                                 const torch::Tensor& f) {
+  if (torch::GradMode::is_enabled() &&
+      (A.requires_grad() || f.requires_grad())) {
+    // Training: LibTorch's own factorisation and solve, which autograd
+    // follows (the block routes write into preallocated outputs).
+    return torch::cholesky_solve(f, std::get<0>(at::linalg_cholesky_ex(A)));
+  }
   if (A.size(0) > 2) {
     return BlockCholeskySolve(BlockCholesky(A, FactorBlock(A.size(1))), f);
   }

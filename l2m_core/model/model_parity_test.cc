@@ -396,6 +396,51 @@ TEST(ModelParityGp, BlockCholeskyMatchesCholesky) {
   EXPECT_THROW(BlockCholesky(A.slice(2, 0, 800), 200), std::invalid_argument);
 }
 
+// Training runs the GP with gradients on the device: the posterior's
+// gradients reach pos_conv and the features, as on the CPU (the GP computes
+// in float32 whatever its inputs; the CPU copy runs its double weights).
+// (The CUDA block routes write into preallocated outputs, which autograd
+// does not follow; batches of 2 and of more matrices take different routes.)
+TEST(ModelParityGp, BackwardMatchesCpu) {
+  L2M_REQUIRE_DEVICE();
+  for (const int64_t B : {int64_t{2}, int64_t{3}}) {
+    torch::manual_seed(4);
+    GpConfig config;
+    config.gp_dim = 16;
+    config.use_cholesky = true;
+    Gp gp(config), gp64(config);
+    gp64->to(torch::kDouble);
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& item : gp->named_parameters()) {
+        gp64->named_parameters()[item.key()].copy_(item.value());
+      }
+    }
+    gp->to(Device());
+    const torch::Tensor x0 = torch::randn({B, 8, 6, 6});
+    const torch::Tensor y0 = torch::randn({B, 8, 6, 6});
+    const torch::Tensor w = torch::randn({B, 16, 6, 6});
+    auto run = [&](Gp& model, torch::ScalarType dtype, torch::Device device) {
+      // Copies, so that the inputs stay leaves of each run's own graph.
+      torch::Tensor x = x0.to(device, dtype, false, true).requires_grad_(true);
+      torch::Tensor y = y0.to(device, dtype, false, true).requires_grad_(true);
+      (model->forward(x, y) * w.to(device, dtype)).sum().backward();
+      return std::vector<torch::Tensor>{
+          x.grad().cpu().to(torch::kDouble),
+          y.grad().cpu().to(torch::kDouble),
+          model->named_parameters()["pos_conv.weight"].grad().cpu().to(
+              torch::kDouble)};
+    };
+    const auto grads = run(gp, torch::kFloat, Device());
+    const auto ref = run(gp64, torch::kDouble, torch::kCPU);
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const double err =
+          ((grads[i] - ref[i]).abs().max() / ref[i].abs().max()).item<double>();
+      EXPECT_LE(err, 1e-3) << "B " << B << ", gradient " << i;
+    }
+  }
+}
+
 // The Cholesky option of the GP stays within tolerance of the reference's
 // matrix inverse.
 TEST(ModelParityGp, CholeskyWithinTolerance) {
