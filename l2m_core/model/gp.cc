@@ -36,8 +36,7 @@ BlockCholeskyFactor BlockCholesky(const torch::Tensor& A, int64_t block) {
   bool fused_diagonal = false;
 #ifdef L2M_HAVE_CUDA_KERNELS
   fused_diagonal = A.is_cuda() && A.scalar_type() == torch::kFloat &&
-                   block <= internal::kCholeskyInverseMaxBlock &&
-                   !(torch::GradMode::is_enabled() && A.requires_grad());
+                   block <= internal::kCholeskyInverseMaxBlock;
 #endif
   const torch::Tensor eye =
       fused_diagonal ? torch::Tensor()

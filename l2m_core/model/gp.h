@@ -35,7 +35,9 @@ TORCH_MODULE(Gp);
 // else cuSOLVER's Cholesky and cuBLAS's triangular solve) and one GEMM for
 // the panel below it, so a batch of large matrices runs mostly on the GEMM
 // kernels instead of cuSOLVER's potrf (~10 TF/s on 16 matrices of 1600²).
-// Only A's lower triangle is read; `block` must divide n.
+// Only A's lower triangle is read; `block` must divide n. Inference only, as
+// the block solves below: they write into preallocated outputs, which
+// autograd does not follow (the GP takes cholesky_solve with gradients).
 struct BlockCholeskyFactor {
   torch::Tensor L;                 // (B, n, n), zero above the diagonal
   torch::Tensor diagonal_inverse;  // (B, n / block, block, block)
