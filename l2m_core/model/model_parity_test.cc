@@ -309,6 +309,16 @@ TEST_F(ModelParityTest, MatchGraphEqualsEager) {
   }
 }
 
+// A GP-like SPD matrix: the cosine kernel of `batch` random point sets of n
+// points in `dim` dimensions, plus 0.1 I (the GP's sigma_noise).
+torch::Tensor SpdKernelMatrix(int64_t batch,
+                              int64_t n,
+                              int64_t dim,
+                              const torch::TensorOptions& opts) {
+  const torch::Tensor y = torch::randn({batch, n, dim}, opts);
+  return CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, opts).unsqueeze(0);
+}
+
 // The GP's block substitution solves as cholesky_solve does, within fp32
 // rounding, on a kernel matrix of the real size (n = 1600, 8 blocks of 200).
 TEST(ModelParityGp, BlockCholeskySolveMatchesCholeskySolve) {
@@ -316,9 +326,7 @@ TEST(ModelParityGp, BlockCholeskySolveMatchesCholeskySolve) {
   torch::manual_seed(0);
   const int64_t n = 1600, m = 64;
   const auto opts = torch::dtype(torch::kFloat).device(Device());
-  const torch::Tensor y = torch::randn({2, n, 32}, opts);
-  const torch::Tensor A =
-      CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, opts).unsqueeze(0);
+  const torch::Tensor A = SpdKernelMatrix(2, n, 32, opts);
   const torch::Tensor f = torch::randn({2, n, m}, opts);
   const torch::Tensor L = torch::linalg_cholesky(A);
   const torch::Tensor ref =
@@ -349,9 +357,7 @@ TEST(ModelParityGp, BlockCholeskyMatchesCholesky) {
   torch::manual_seed(1);
   const int64_t n = 1600, m = 64;
   const auto opts = torch::dtype(torch::kFloat).device(Device());
-  const torch::Tensor y = torch::randn({3, n, 32}, opts);
-  torch::Tensor A =
-      CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, opts).unsqueeze(0);
+  torch::Tensor A = SpdKernelMatrix(3, n, 32, opts);
   const torch::Tensor ref = torch::linalg_cholesky(A.to(torch::kDouble));
   const double fp32_err = (torch::linalg_cholesky(A).to(torch::kDouble) - ref)
                               .abs()
@@ -1053,8 +1059,7 @@ TEST(GpCuda, CholeskyInverseBlockMatchesFloat64) {
                           int64_t{33},
                           int64_t{100},
                           internal::kCholeskyInverseMaxBlock}) {
-    const torch::Tensor y = torch::randn({3, n, 16}, cuda);
-    torch::Tensor A = CosKernel(y, y, 0.2) + 0.1 * torch::eye(n, cuda);
+    const torch::Tensor A = SpdKernelMatrix(3, n, 16, cuda);
     // A view with a row stride of 2n, garbage above the diagonal.
     torch::Tensor wide = torch::full({3, n, 2 * n}, 1e4, cuda);
     wide.slice(2, 0, n).copy_(A.tril());
