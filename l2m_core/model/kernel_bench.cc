@@ -3,11 +3,10 @@
 // launches, with the bytes it must move and the bandwidth that implies; then
 // the GP's SPD solve by route and block size, replayed as a CUDA graph as
 // the matcher runs it.
-// Usage: l2m_kernel_bench [pairs=8] [repeats=20] [only: blocks|wide|gp]
+// Usage: l2m_kernel_bench [pairs=8] [repeats=20] [only: blocks|gp]
 
 #include "l2m_core/model/gp.h"
 #include "l2m_core/model/refiner_block_cuda.h"
-#include "l2m_core/model/wide_refiner_block_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -79,48 +78,6 @@ double GraphMs(int repeats, const std::function<void()>& fn) {
     graph.capture_end();
   }
   return MedianMs(repeats, [&] { graph.replay(); });
-}
-
-// A whole wide block (576 channels: scale 4 at 864² and 560²) as the two
-// kernels the matcher ran before (DepthwiseBiasRelu, then the 1×1 as a
-// cuBLAS GEMM with its bias) against WideRefinerBlock (both at once on each
-// SM), with the largest difference between their outputs.
-void BenchWideBlock(int pairs, int repeats) {
-  const auto f16 = torch::dtype(torch::kHalf).device(torch::kCUDA);
-  const auto f32 = torch::dtype(torch::kFloat).device(torch::kCUDA);
-  for (const int size : {216, 140}) {
-    const int64_t B = 2 * pairs, P = 576;
-    torch::manual_seed(1);
-    const at::Tensor x = torch::randn({B, size, size, P}, f16);
-    const at::Tensor dw_w = torch::randn({25, P}, f32) * 0.1;
-    const at::Tensor dw_b = torch::randn({P}, f32) * 0.1;
-    const at::Tensor pw_w = (torch::randn({P, P}, f32) * 0.05).to(torch::kHalf);
-    const at::Tensor pw_b = (torch::randn({P}, f32) * 0.1).to(torch::kHalf);
-    const at::Tensor pw_b_float = pw_b.to(torch::kFloat);
-    at::Tensor a = torch::empty_like(x), two, wide = torch::empty_like(x);
-    const double ms_two = MedianMs(repeats, [&] {
-      l2m::internal::DepthwiseBiasRelu(x, dw_w, dw_b, a);
-      two = torch::addmm(pw_b, a.view({-1, P}), pw_w.t());
-    });
-    const double ms_wide = MedianMs(repeats, [&] {
-      l2m::internal::WideRefinerBlock(x, dw_w, dw_b, pw_w, pw_b_float, wide);
-    });
-    const double flop = 2.0 * x.numel() * P;
-    const double diff =
-        (wide.view({-1, P}).to(torch::kFloat) - two.to(torch::kFloat))
-            .abs()
-            .max()
-            .item<double>();
-    std::printf(
-        "wide block %3d² %2d pairs: dw + gemm %7.3f ms, one kernel %7.3f ms "
-        "(%.0f TF/s of 1×1), max|diff| %.3e\n",
-        size,
-        pairs,
-        ms_two,
-        ms_wide,
-        flop / (ms_wide * 1e-3) / 1e12,
-        diff);
-  }
 }
 
 // The GP's A⁻¹ f (512 basis functions) for the two matrices of one pair and
@@ -216,7 +173,6 @@ int main(int argc, char** argv) {
                 bytes / (ms * 1e-3) / 1e9,
                 sum);
   }
-  if (only.empty() || only == "wide") BenchWideBlock(pairs, repeats);
   if (only.empty() || only == "gp") BenchGpSolve(pairs, repeats);
   return 0;
 }

@@ -17,7 +17,6 @@
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 #include "l2m_core/model/refiner_input_cuda.h"
-#include "l2m_core/model/wide_refiner_block_cuda.h"
 #endif
 #include "l2m_core/model/local_correlation.h"
 #include "l2m_core/model/match_graph.h"
@@ -1219,73 +1218,6 @@ TEST(RefinerBlockFusedCuda, OutConvEpilogueMatchesBlockThenOutConv) {
                    torch::zeros({5, 24}, cuda),  // more outputs than 4
                    torch::zeros({5}, cuda)),
                c10::Error);
-}
-
-// The wide block (576 channels: the depthwise conv and the 1×1 in one
-// kernel) against its depthwise result from DepthwiseBiasRelu (the same tile
-// code, so the same bits) multiplied in float64: within fp32 summation and
-// one rounding to the dtype. 384 tiles, more than the grid has blocks, so
-// the producers write a tile's A while the consumers finish the last one
-// (the hand-over barriers); and an image whose edges cut tiles.
-TEST(WideRefinerBlockCuda, MatchesDepthwiseThenFloat64Pointwise) {
-  L2M_REQUIRE_DEVICE();
-  torch::manual_seed(0);
-  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  const int64_t P = 576;
-  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
-    const double u =
-        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
-    for (const auto& shape :
-         {std::vector<int64_t>{4, 96, 128}, std::vector<int64_t>{2, 13, 37}}) {
-      ASSERT_TRUE(internal::WideRefinerBlockSupported(P, 5, dtype));
-      const torch::Tensor x =
-          torch::randn({shape[0], shape[1], shape[2], P}, cuda).to(dtype);
-      const torch::Tensor taps = torch::randn({25, P}, cuda) * 0.2;
-      const torch::Tensor dw_b = torch::randn({P}, cuda) * 0.1;
-      const torch::Tensor pw =
-          (torch::randn({P, P}, cuda) / std::sqrt(static_cast<double>(P)))
-              .to(dtype);
-      const torch::Tensor pw_b = torch::randn({P}, cuda) * 0.1;
-      torch::Tensor y = torch::full_like(x, std::nan(""));
-      internal::WideRefinerBlock(x, taps, dw_b, pw, pw_b, y);
-      torch::Tensor a = torch::empty_like(x);
-      internal::DepthwiseBiasRelu(x, taps, dw_b, a);
-      const torch::Tensor ad = a.view({-1, P}).to(torch::kDouble);
-      const torch::Tensor wd = pw.to(torch::kDouble);
-      const torch::Tensor ref =
-          torch::addmm(pw_b.to(torch::kDouble), ad, wd.t());
-      const torch::Tensor wa = torch::mm(ad.abs(), wd.abs().t());
-      // fp32 accumulation of 576 products (K·2⁻²⁴ ≈ 3.4e-5, doubled for the
-      // tensor cores' internal rounding), then one rounding to the dtype.
-      const torch::Tensor bound = u * ref.abs() + 1e-4 * wa + 1e-7;
-      const torch::Tensor err =
-          (y.view({-1, P}).to(torch::kDouble) - ref).abs();
-      std::printf(
-          "[wide block %s %lldx%lldx%lld] max|err| %.3e, max err/bound "
-          "%.3f, max|ref| %.2f\n",
-          dtype == torch::kHalf ? "fp16" : "bf16",
-          static_cast<long long>(shape[0]),
-          static_cast<long long>(shape[1]),
-          static_cast<long long>(shape[2]),
-          err.max().item<double>(),
-          (err / bound).max().item<double>(),
-          ref.abs().max().item<double>());
-      EXPECT_TRUE((err <= bound).all().item<bool>())
-          << dtype << " " << shape[1] << "x" << shape[2];
-    }
-  }
-  EXPECT_FALSE(internal::WideRefinerBlockSupported(569, 5, torch::kHalf));
-  EXPECT_FALSE(internal::WideRefinerBlockSupported(576, 3, torch::kHalf));
-  EXPECT_FALSE(internal::WideRefinerBlockSupported(576, 5, torch::kFloat));
-  torch::Tensor x = torch::zeros({1, 8, 16, P}, cuda.dtype(torch::kHalf));
-  EXPECT_THROW(
-      internal::WideRefinerBlock(x,
-                                 torch::zeros({25, P}, cuda),
-                                 torch::zeros({P}, cuda),
-                                 torch::zeros({P, P}, cuda.dtype(torch::kHalf)),
-                                 torch::zeros({P}, cuda),
-                                 x),
-      c10::Error);
 }
 
 // The matcher's last step in one kernel against the LibTorch ops
