@@ -66,13 +66,17 @@ __device__ inline void LoadChannels(const T* p, float* f) {
   }
 }
 
-template <int kCh>
+// kCh consecutive floats, through the read-only cache (kShared: from
+// shared memory, where __ldg does not apply).
+template <int kCh, bool kShared = false>
 __device__ inline void LoadWeights(const float* p, float* f) {
   if constexpr (kCh == 4) {
-    const float4 v = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 v = kShared ? *reinterpret_cast<const float4*>(p)
+                             : __ldg(reinterpret_cast<const float4*>(p));
     f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
   } else {
-    const float2 v = __ldg(reinterpret_cast<const float2*>(p));
+    const float2 v = kShared ? *reinterpret_cast<const float2*>(p)
+                             : __ldg(reinterpret_cast<const float2*>(p));
     f[0] = v.x, f[1] = v.y;
   }
 }
@@ -107,7 +111,11 @@ struct DwTile {
 // conversions were 240 of a thread's 1,750 instructions, SASS on an H100).
 // Every output still sums bias, then the taps in (ky, kx) order: all tile
 // shapes give the same bits.
-template <typename T, int kHaloWidth, int kPixelStride, typename D>
+template <typename T,
+          int kHaloWidth,
+          int kPixelStride,
+          typename D,
+          bool kSharedWeights = false>
 __device__ inline void DepthwiseReluTile(
     const T* window,
     const float* taps,
@@ -116,7 +124,7 @@ __device__ inline void DepthwiseReluTile(
     float (&acc)[D::kRows][D::kCols][D::kCh]) {
   constexpr int kRows = D::kRows, kCols = D::kCols, kCh = D::kCh;
   float b[kCh];
-  LoadWeights<kCh>(bias, b);
+  LoadWeights<kCh, kSharedWeights>(bias, b);
 #pragma unroll
   for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
@@ -129,7 +137,7 @@ __device__ inline void DepthwiseReluTile(
   if constexpr (D::kPreload) {
 #pragma unroll
     for (int t = 0; t < kKernel * kKernel; ++t) {
-      LoadWeights<kCh>(taps + t * tap_stride, preloaded[t]);
+      LoadWeights<kCh, kSharedWeights>(taps + t * tap_stride, preloaded[t]);
     }
   }
   // Applies kernel row ky to output row ry from one converted input row.
@@ -142,7 +150,8 @@ __device__ inline void DepthwiseReluTile(
         for (int j = 0; j < kCh; ++j)
           w[kx][j] = preloaded[ky * kKernel + kx][j];
       } else {
-        LoadWeights<kCh>(taps + (ky * kKernel + kx) * tap_stride, w[kx]);
+        LoadWeights<kCh, kSharedWeights>(
+            taps + (ky * kKernel + kx) * tap_stride, w[kx]);
       }
     }
 #pragma unroll
@@ -756,8 +765,10 @@ void Dispatch(const at::Tensor& x,
 
 // Depthwise 5×5 + bias + ReLU alone, for the wide blocks (hundreds of
 // channels, where the 1×1 stays a cuBLAS GEMM): a kTileH × kTileW-pixel
-// tile × kChunk channels a block, its halo in shared memory, a thread
-// Dw's pixels × channels; the ReLU'd result goes straight to y.
+// tile × kChunk channels a block, its halo and the chunk's taps and bias in
+// shared memory, a thread Dw's pixels × channels; the ReLU'd result goes
+// straight to y. Compiled for 512 threads an SM (≤ 128 registers a thread:
+// left alone, the compiler takes 130–135 and fits three blocks, not four).
 template <int kTileH_, int kTileW_, int kChunk_, typename Dw_>
 struct DwShape {
   using Dw = Dw_;
@@ -765,10 +776,11 @@ struct DwShape {
   static constexpr int kRows = Dw::kRows, kCols = Dw::kCols, kCh = Dw::kCh;
   static constexpr int kThreads =
       (kTileH * kTileW / Dw::kPixels) * (kChunk / Dw::kCh);
+  static constexpr int kMinBlocks = kThreads < 512 ? 512 / kThreads : 1;
 };
 
 template <typename T, typename S>
-__global__ void __launch_bounds__(S::kThreads)
+__global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     DepthwiseBiasReluKernel(const T* __restrict__ x,
                             T* __restrict__ y,
                             const float* __restrict__ dw_w,
@@ -784,6 +796,14 @@ __global__ void __launch_bounds__(S::kThreads)
   const int c0 = blockIdx.y * S::kChunk;
   const int channels = min(S::kChunk, P - c0);  // a multiple of 8
   const int V = channels / 8;
+  // The chunk's 25 taps, then its bias, in the halo's copy group.
+  __shared__ __align__(16) float ts[26 * S::kChunk];
+  for (int i = threadIdx.x; i < 26 * (S::kChunk / 4); i += S::kThreads) {
+    const int t = i / (S::kChunk / 4), v = i % (S::kChunk / 4);
+    if (v * 4 >= channels) continue;
+    const float* src = t < 25 ? dw_w + t * P + c0 + v * 4 : dw_b + c0 + v * 4;
+    CopyAsync16(ts + t * S::kChunk + v * 4, src, true);
+  }
   LoadHaloAsync<T, kHH, kHW, S::kChunk, S::kChunk / 8, S::kThreads>(
       hs, x + static_cast<size_t>(b) * H * W * P + c0, H, W, P, V, y0, x0);
   CopyAsyncWait<0>();
@@ -796,11 +816,11 @@ __global__ void __launch_bounds__(S::kThreads)
   if (h * kCh >= channels) return;
   const int qy = q / kBlocksX * S::kRows, qx = q % kBlocksX * S::kCols;
   float acc[S::kRows][S::kCols][kCh];
-  DepthwiseReluTile<T, kHW, S::kChunk, typename S::Dw>(
+  DepthwiseReluTile<T, kHW, S::kChunk, typename S::Dw, true>(
       hs + (qy * kHW + qx) * S::kChunk + h * kCh,
-      dw_w + c0 + h * kCh,
-      P,
-      dw_b + c0 + h * kCh,
+      ts + h * kCh,
+      S::kChunk,
+      ts + 25 * S::kChunk + h * kCh,
       acc);
   // One 64-bit base, then 32-bit offsets (H·W·P < 2³¹): 64-bit address
   // math and bounds branches had cost ~20 instructions a store.
@@ -1128,12 +1148,16 @@ void DepthwiseBiasRelu(const at::Tensor& x,
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return;
   TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
-  // 8×8 pixels × 64 channels a block, a thread 2×8 pixels × 2 channels with
-  // the taps preloaded: 12 % faster than 1×8 × 4 channels (1.11 → 0.97 ms
-  // at scale 4 of 864², 0.66 → 0.58 at scale 8), and 8–14 % faster than
-  // 8×16 or 16×8 tiles, 128 channels a block or 1×8 × 2 channels
-  // (l2m_kernel_bench, 8 pairs, H100).
-  LaunchDepthwiseBiasRelu<DwShape<8, 8, 64, DwTile<2, 8, 2, true>>>(
+  // 16×8 pixels × 64 channels a block, a thread 4×8 pixels × 2 channels,
+  // the taps in shared memory (copied with the halo) and read per kernel
+  // row. Against session 9's 8×8-pixel blocks of 2×8-pixel threads with the
+  // taps preloaded from global memory (l2m_kernel_bench, 8 pairs, H100, same
+  // bits): scale 4 of 864² 0.89 → 0.79 ms, scale 8 0.56 → 0.44, at 560²
+  // 0.43 → 0.34 and 0.23 → 0.19. The taller thread tile converts each input
+  // once for twice the outputs (FFMA 54 → 61 % of the instructions); the
+  // taps from shared memory instead of L1 took the rest. 6×8-pixel threads
+  // spill; 8×32 or 16×16-pixel blocks of 32 channels were slower.
+  LaunchDepthwiseBiasRelu<DwShape<16, 8, 64, DwTile<4, 8, 2, false>>>(
       x, dw_weight, dw_bias, y);
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
