@@ -292,6 +292,12 @@ struct Shape {
   // two; three would spill (2× slower at 144 channels; at 24, 1.22 → 1.18
   // ms a block for two against three, H100).
   static constexpr int kMinBlocks = kGroups == 1 ? 2 : 1;
+  // Narrow blocks keep the 25 taps and the bias in shared memory, copied
+  // once a block: at 24 channels (scale 1 of 864², 8 pairs, H100) 0.83 →
+  // 0.75 ms against preloading them from global memory per tile. At 144
+  // they do not fit beside three pipelines, and two pipelines with them
+  // were no faster.
+  static constexpr bool kSharedTaps = KP <= 64;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kFragmentsPerWarp = 4;
   static_assert((kTile * kTile / 16) * (KP / 16) == kWarps * kFragmentsPerWarp,
@@ -303,6 +309,7 @@ struct Shape {
 // and per tile pipeline (Shape::kGroups of them)
 //   a     [TH·TW][KP + 8]     relu(depthwise + bias) of the tile (A row-major)
 //   halo  [(TH+4)(TW+4)][P]   the input tile with its 2-pixel border
+// then, where Shape::kSharedTaps, 26 × P floats: the taps and the bias.
 // The +8 row padding keeps the ldmatrix rows of a fragment on distinct
 // banks. At 144 channels three pipelines take 221 KB of the SM's 227.
 template <typename T, int P>
@@ -314,9 +321,11 @@ struct Layout {
   static constexpr int kHaloPixels = (kTile + 2 * kHalo) * (kTile + 2 * kHalo);
   static constexpr size_t kGroupElements =
       static_cast<size_t>(kM) * kLda + static_cast<size_t>(kHaloPixels) * P;
-  static constexpr size_t kBytes =
+  static constexpr size_t kTapsOffset =
       (static_cast<size_t>(KP) * kLdw + Shape<KP>::kGroups * kGroupElements) *
       sizeof(T);
+  static constexpr size_t kBytes =
+      kTapsOffset + (Shape<KP>::kSharedTaps ? 26 * P * sizeof(float) : 0);
 };
 
 // Four 8×8 b16 matrices from shared memory, one row address a lane.
@@ -487,6 +496,15 @@ __global__ void __launch_bounds__(kBlockThreads<T, P>,
     }
   };
 
+  float* ts = reinterpret_cast<float*>(smem + L::kTapsOffset);
+  if constexpr (Shape<KP>::kSharedTaps) {
+    for (int i = threadIdx.x; i < 26 * (P / 4); i += kThreads * kGroups) {
+      const int t = i / (P / 4), v = i % (P / 4);
+      const float* src = t < 25 ? dw_w + t * P + v * 4 : dw_b + v * 4;
+      *reinterpret_cast<float4*>(ts + t * P + v * 4) =
+          __ldg(reinterpret_cast<const float4*>(src));
+    }
+  }
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int i = threadIdx.x; i < KP * (KP / 8); i += kThreads * kGroups) {
     const int n = i / (KP / 8), kv = i % (KP / 8);
@@ -557,11 +575,20 @@ __global__ void __launch_bounds__(kBlockThreads<T, P>,
       const int q = i / Q, h = i % Q;
       const int qy = q / kBlocksX * kRows, qx = q % kBlocksX * kCols;
       float acc[kRows][kCols][kCh];
-      DepthwiseReluTile<T, kHW, P, Dw>(hs + (qy * kHW + qx) * P + h * kCh,
-                                       dw_w + h * kCh,
-                                       P,
-                                       dw_b + h * kCh,
-                                       acc);
+      if constexpr (Shape<KP>::kSharedTaps) {
+        DepthwiseReluTile<T, kHW, P, Dw, true>(
+            hs + (qy * kHW + qx) * P + h * kCh,
+            ts + h * kCh,
+            P,
+            ts + 25 * P + h * kCh,
+            acc);
+      } else {
+        DepthwiseReluTile<T, kHW, P, Dw>(hs + (qy * kHW + qx) * P + h * kCh,
+                                         dw_w + h * kCh,
+                                         P,
+                                         dw_b + h * kCh,
+                                         acc);
+      }
 #pragma unroll
       for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
