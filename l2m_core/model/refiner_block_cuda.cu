@@ -205,6 +205,26 @@ __device__ inline void CopyAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
+// Starts copying 25 taps and the bias (rows of dw_w, then dw_b, P apart,
+// already at the first channel) into shared memory: 26 rows of kVectors
+// 16-byte vectors, those from `vectors` on skipped (a partial chunk). The
+// copies join the caller's next committed group.
+template <int kVectors>
+__device__ inline void LoadTapsAsync(float* ts,
+                                     const float* dw_w,
+                                     const float* dw_b,
+                                     int P,
+                                     int vectors,
+                                     int thread,
+                                     int threads) {
+  for (int i = thread; i < 26 * kVectors; i += threads) {
+    const int t = i / kVectors, v = i % kVectors;
+    if (v >= vectors) continue;
+    const float* src = t < 25 ? dw_w + t * P + v * 4 : dw_b + v * 4;
+    CopyAsync16(ts + (t * kVectors + v) * 4, src, true);
+  }
+}
+
 // Starts the asynchronous copy of a tile's halo, kHaloH × kHaloW pixels
 // from (y0 − 2, x0 − 2) of kV 16-byte vectors each (those from `vectors`
 // on are skipped: a partial channel chunk), into shared memory with
@@ -496,14 +516,12 @@ __global__ void __launch_bounds__(kBlockThreads<T, P>,
     }
   };
 
+  // With the first tile's halo (one pipeline a block).
   float* ts = reinterpret_cast<float*>(smem + L::kTapsOffset);
   if constexpr (Shape<KP>::kSharedTaps) {
-    for (int i = threadIdx.x; i < 26 * (P / 4); i += kThreads * kGroups) {
-      const int t = i / (P / 4), v = i % (P / 4);
-      const float* src = t < 25 ? dw_w + t * P + v * 4 : dw_b + v * 4;
-      *reinterpret_cast<float4*>(ts + t * P + v * 4) =
-          __ldg(reinterpret_cast<const float4*>(src));
-    }
+    static_assert(kGroups == 1, "shared taps with one pipeline");
+    LoadTapsAsync<P / 4>(
+        ts, dw_w, dw_b, P, P / 4, threadIdx.x, kThreads * kGroups);
   }
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int i = threadIdx.x; i < KP * (KP / 8); i += kThreads * kGroups) {
@@ -823,14 +841,10 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   const int c0 = blockIdx.y * S::kChunk;
   const int channels = min(S::kChunk, P - c0);  // a multiple of 8
   const int V = channels / 8;
-  // The chunk's 25 taps, then its bias, in the halo's copy group.
+  // The chunk's 25 taps and bias, in the halo's copy group.
   __shared__ __align__(16) float ts[26 * S::kChunk];
-  for (int i = threadIdx.x; i < 26 * (S::kChunk / 4); i += S::kThreads) {
-    const int t = i / (S::kChunk / 4), v = i % (S::kChunk / 4);
-    if (v * 4 >= channels) continue;
-    const float* src = t < 25 ? dw_w + t * P + c0 + v * 4 : dw_b + c0 + v * 4;
-    CopyAsync16(ts + t * S::kChunk + v * 4, src, true);
-  }
+  LoadTapsAsync<S::kChunk / 4>(
+      ts, dw_w + c0, dw_b + c0, P, channels / 4, threadIdx.x, S::kThreads);
   LoadHaloAsync<T, kHH, kHW, S::kChunk, S::kChunk / 8, S::kThreads>(
       hs, x + static_cast<size_t>(b) * H * W * P + c0, H, W, P, V, y0, x0);
   CopyAsyncWait<0>();
