@@ -141,6 +141,13 @@ int main(int argc, char** argv) {
   const int pairs = argc > 1 ? std::atoi(argv[1]) : 8;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 20;
   const std::string only = argc > 3 ? argv[3] : "";
+  if (!only.empty() && only != "blocks" && only != "gp") {
+    std::fprintf(stderr,
+                 "l2m_kernel_bench: the third argument is blocks or gp, got "
+                 "'%s'\n",
+                 only.c_str());
+    return 1;
+  }
   torch::NoGradGuard no_grad;
   const auto f16 = torch::dtype(torch::kHalf).device(torch::kCUDA);
   const auto f32 = torch::dtype(torch::kFloat).device(torch::kCUDA);
