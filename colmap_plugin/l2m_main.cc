@@ -349,6 +349,10 @@ int RunBench(int argc, char** argv) {
   options.AddBool("cuda_graph",
                   &bench.cuda_graph,
                   "Model alone also replayed as one CUDA graph per batch.");
+  options.Add("graphs_in_flight",
+              &bench.graphs_in_flight,
+              "With cuda_graph: captured batches replayed at once, each on "
+              "its own stream (1-8).");
   options.AddBool("full_path_graph",
                   &bench.full_path_graph,
                   "CUDA full path: the model replayed as a CUDA graph, as "

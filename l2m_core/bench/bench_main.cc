@@ -4,7 +4,8 @@
 //                  [--device cuda] [--images A.jpg B.jpg] [--repeats N]
 //                  [--warmup N] [--num_samples N] [--weights F]
 //                  [--dino_weights F] [--no_stages] [--no_optimize]
-//                  [--cuda_graph] [--no_full_graph] [--threads N]
+//                  [--cuda_graph] [--graphs_in_flight N]
+//                  [--no_full_graph] [--threads N]
 //                  [--cpu_huge_pages 0|1]
 //                  [--cpu_preprocess] [--profile PREFIX]
 //                  [--output report.json]
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
         options.num_samples = std::stoi(arg);
       } else if (key == "cpu_huge_pages") {
         options.cpu_huge_pages = std::stoi(arg) != 0;
+      } else if (key == "graphs_in_flight") {
+        options.graphs_in_flight = std::stoi(arg);
       } else if (key == "threads") {
         options.num_threads = std::stoi(arg);
       } else if (key == "weights") {

@@ -35,6 +35,11 @@ struct BenchmarkOptions {
   // Model alone also replayed as one CUDA graph per batch size (launch
   // overhead removed; CUDA only).
   bool cuda_graph = false;
+  // With cuda_graph: this many captured batches replayed at once, each on
+  // its own stream (throughput when several batches are in flight, as a
+  // server with more than one worker stream runs them; ms/pair counts every
+  // pair of every batch).
+  int graphs_in_flight = 1;
   // The full user path with the model replayed as a CUDA graph (MatchGraph,
   // as `l2m match` runs it on CUDA); --no_full_graph runs it eagerly.
   bool full_path_graph = true;
