@@ -7,10 +7,12 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <iterator>
 #include <type_traits>
+#include <vector>
 
 namespace l2m {
 namespace internal {
@@ -906,6 +908,343 @@ void LaunchDepthwiseBiasRelu(const at::Tensor& x,
   });
 }
 
+// Depthwise 5×5 + bias + ReLU on the tensor cores (the Toeplitz form). For
+// one channel and kernel row ky, 8 neighbouring outputs of a row are a
+// 16-pixel window of the input row times a banded 16×8 matrix
+// B_ky[k][n] = w[ky][k − n] (0 ≤ k − n ≤ 4, else 0), and 16 output rows at
+// once are one mma.m16n8k16 whose A is the channel's input plane, rows ky to
+// ky + 15, in shared memory. The float32 taps enter as kMmaTerms<T> terms of
+// T (DepthwiseMmaTaps), so the sums keep float32 accuracy: 5 × 2 mma for a
+// 16×8 output block of a channel (fp16) against 640 FFMA.
+//
+// A tile: 16 × 32 pixels × 16 channels for 8 warps of 2 channels. The halo
+// is read with 16-byte loads (two neighbouring pixels a thread) and written
+// transposed, one plane a channel, the two pixels packed in a word. Each
+// warp then writes its channels' results over their own planes (no other
+// warp reads them), and the block copies them out as 16-byte vectors.
+template <typename T>
+constexpr int kMmaTerms = std::is_same_v<T, __half> ? 2 : 3;
+constexpr int kMmaTileH = 16, kMmaTileW = 32, kMmaChunk = 16;
+constexpr int kMmaThreads = 32 * kMmaChunk / 2;
+constexpr int kPlaneRows = kMmaTileH + 2 * kHalo;
+// 40 elements a plane row: the 5 column groups of 8 that the 4 windows of a
+// row read (36 columns used, the rest zeros); 80-byte rows put an
+// ldmatrix's 8 rows, and a warp's packed result stores, on distinct banks.
+constexpr int kPlanePitch = kMmaTileW + 8;
+constexpr int kPairs = kPlanePitch / 2;           // words a row
+constexpr int kPlaneWords = kPlaneRows * kPairs;  // 400: ≡ 16 mod 32
+constexpr int kHaloItems = kPlaneRows * kPairs;   // pixel pairs
+constexpr int kHaloLoads = (kHaloItems + kMmaThreads - 1) / kMmaThreads;
+
+__device__ inline void LoadMatrixX2(unsigned (&r)[2], const void* row) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(s));
+}
+
+// Where a tile is: image b, pixel (y0, x0), channels [c0, c0 + channels).
+struct MmaTile {
+  int b, y0, x0, c0, channels;
+};
+
+__device__ inline MmaTile MmaTileAt(int work, int tiles_x, int tiles, int P) {
+  MmaTile t;
+  const int tile = work % tiles, rest = work / tiles;
+  const int chunks = (P + kMmaChunk - 1) / kMmaChunk;
+  t.c0 = rest % chunks * kMmaChunk;
+  t.b = rest / chunks;
+  t.y0 = tile / tiles_x * kMmaTileH;
+  t.x0 = tile % tiles_x * kMmaTileW;
+  t.channels = min(kMmaChunk, P - t.c0);  // 8 or 16
+  return t;
+}
+
+// A thread's share of a tile's halo in registers: up to kHaloLoads pixel
+// pairs × 2 pixels × 2 16-byte vectors, zeros outside the image and right
+// of the 36 columns the windows read (they meet B's zero rows, but must be
+// finite). All loads are issued before any is used.
+struct MmaHalo {
+  uint4 v[kHaloLoads][2][2];
+};
+
+template <typename T>
+__device__ inline void LoadMmaHalo(MmaHalo& h,
+                                   const T* __restrict__ x,
+                                   const MmaTile& t,
+                                   int H,
+                                   int W,
+                                   int P) {
+  const T* xb = x + static_cast<size_t>(t.b) * H * W * P + t.c0;
+#pragma unroll
+  for (int k = 0; k < kHaloLoads; ++k) {
+    const int item = threadIdx.x + k * kMmaThreads;
+    const int r = item / kPairs, q = item % kPairs;
+    const int gy = t.y0 - kHalo + r;
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {
+      const int gx = t.x0 - kHalo + 2 * q + p;
+      const bool inside =
+          item < kHaloItems &&
+          static_cast<unsigned>(gy) < static_cast<unsigned>(H) &&
+          static_cast<unsigned>(gx) < static_cast<unsigned>(W) &&
+          2 * q + p < kMmaTileW + 2 * kHalo;
+      const uint4* src = reinterpret_cast<const uint4*>(
+          xb + (inside ? (static_cast<unsigned>(gy) * W + gx) *
+                             static_cast<unsigned>(P)
+                       : 0u));
+      const uint4 zero = make_uint4(0, 0, 0, 0);
+      h.v[k][p][0] = inside ? __ldg(src) : zero;
+      h.v[k][p][1] = inside && t.channels > 8 ? __ldg(src + 1) : zero;
+    }
+  }
+}
+
+// The halo into the planes, transposed: channel c of pixels (2q, 2q + 1) of
+// row r is word r · kPairs + q of plane c. A warp's 32 items are 32
+// consecutive words of a plane: no bank conflicts.
+__device__ inline void StoreMmaHalo(const MmaHalo& h, unsigned* words) {
+#pragma unroll
+  for (int k = 0; k < kHaloLoads; ++k) {
+    const int item = threadIdx.x + k * kMmaThreads;
+    if (item >= kHaloItems) break;
+    unsigned* dst = words + item;
+#pragma unroll
+    for (int vec = 0; vec < 2; ++vec) {
+      const uint4& l = h.v[k][0][vec];
+      const uint4& r = h.v[k][1][vec];
+      const unsigned a[4] = {l.x, l.y, l.z, l.w};
+      const unsigned c[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int ch = 8 * vec + 2 * i;
+        dst[ch * kPlaneWords] = __byte_perm(a[i], c[i], 0x5410);
+        dst[(ch + 1) * kPlaneWords] = __byte_perm(a[i], c[i], 0x7632);
+      }
+    }
+  }
+}
+
+// The warp's two channels (2·warp, + 1) of the tile: 5 kernel rows × 4
+// windows × kUsed terms of mma each, bias first; then ReLU and rounding,
+// rows gr and gr + 8, columns 8j + 2gc and + 1 packed in a word, over the
+// channel's own plane (only this warp reads it, and every lane's ldmatrix
+// is done once the mma have their operands).
+template <typename T, int kUsed>
+__device__ inline void ComputeMmaChannels(unsigned* words,
+                                          const uint2* __restrict__ taps,
+                                          const float* __restrict__ dw_b,
+                                          const MmaTile& t) {
+  constexpr int kTerms = kMmaTerms<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (2 * warp >= t.channels) return;
+  // ldmatrix rows: lanes 0–15 give rows 0–15 of an 8-column group, lanes
+  // 16–31 the same rows of the next group.
+  const int lrow = lane % 16, lgroup = lane / 16;
+  const int gr = lane / 4, gc = lane % 4;  // fragment row, column pair
+#pragma unroll
+  for (int ch = 0; ch < 2; ++ch) {
+    const int c = 2 * warp + ch;
+    const uint2* src =
+        taps + static_cast<size_t>(t.c0 + c) * kKernel * kTerms * 32 + lane;
+    uint2 frag[kKernel][kUsed];
+#pragma unroll
+    for (int ky = 0; ky < kKernel; ++ky) {
+#pragma unroll
+      for (int u = 0; u < kUsed; ++u) {
+        frag[ky][u] = __ldg(src + (ky * kTerms + u) * 32);
+      }
+    }
+    const float bias = __ldg(dw_b + t.c0 + c);
+    float acc[4][4];  // [window][fragment]
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[j][e] = bias;
+    }
+    const T* plane = reinterpret_cast<const T*>(words + c * kPlaneWords);
+#pragma unroll
+    for (int ky = 0; ky < kKernel; ++ky) {
+      const T* row = plane + (ky + lrow) * kPlanePitch;
+      unsigned g[5][2];  // 8-column groups: rows 0–7, rows 8–15
+      unsigned r[4];
+      LoadMatrixX4(r, row + 8 * lgroup);
+      g[0][0] = r[0], g[0][1] = r[1], g[1][0] = r[2], g[1][1] = r[3];
+      LoadMatrixX4(r, row + 8 * (2 + lgroup));
+      g[2][0] = r[0], g[2][1] = r[1], g[3][0] = r[2], g[3][1] = r[3];
+      unsigned s[2];
+      LoadMatrixX2(s, row + 32);
+      g[4][0] = s[0], g[4][1] = s[1];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const unsigned a[4] = {g[j][0], g[j][1], g[j + 1][0], g[j + 1][1]};
+#pragma unroll
+        for (int u = 0; u < kUsed; ++u) {
+          Mma16816(acc[j], a, frag[ky][u].x, frag[ky][u].y, T());
+        }
+      }
+    }
+    __syncwarp();
+    unsigned* out = words + c * kPlaneWords;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        out[(gr + 8 * h) * kPairs + 4 * j + gc] = PackPair(
+            fmaxf(acc[j][2 * h], 0.f), fmaxf(acc[j][2 * h + 1], 0.f), T());
+      }
+    }
+  }
+}
+
+// The tile's results from the planes to y: a thread two neighbouring
+// pixels × 8 channels; lanes 0–15 and 16–31 the two halves of the same 16
+// pixel pairs (whole 32-byte sectors). Planes of even and odd channels sit
+// 16 banks apart, so the upper half-warp reads its channels in swapped
+// pairs: no bank conflicts.
+template <typename T>
+__device__ inline void StoreMmaTile(const unsigned* words,
+                                    T* __restrict__ y,
+                                    const MmaTile& t,
+                                    int H,
+                                    int W,
+                                    int P) {
+  const int vectors = t.channels / 8;
+  T* yb = y + static_cast<size_t>(t.b) * H * W * P + t.c0;
+#pragma unroll
+  for (int item = threadIdx.x; item < kMmaTileH * kMmaTileW;
+       item += kMmaThreads) {
+    const int q = item % 16, vec = item / 16 % 2, r = item / 32;
+    const int gy = t.y0 + r, gx = t.x0 + 2 * q;
+    if (vec >= vectors || gy >= H || gx >= W) continue;
+    unsigned w[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      w[i] = words[(8 * vec + (i ^ vec)) * kPlaneWords + r * kPairs + q];
+    }
+    uint4 left, right;  // pixels gx, gx + 1
+    unsigned* lp = &left.x;
+    unsigned* rp = &right.x;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const unsigned even = vec ? w[2 * k + 1] : w[2 * k];
+      const unsigned odd = vec ? w[2 * k] : w[2 * k + 1];
+      lp[k] = __byte_perm(even, odd, 0x5410);
+      rp[k] = __byte_perm(even, odd, 0x7632);
+    }
+    T* dst = yb +
+             (static_cast<unsigned>(gy) * W + gx) * static_cast<unsigned>(P) +
+             8 * vec;
+    *reinterpret_cast<uint4*>(dst) = left;
+    if (gx + 1 < W) *reinterpret_cast<uint4*>(dst + P) = right;
+  }
+}
+
+// One tile a block.
+template <typename T, int kMinBlocks, int kUsed>
+__global__ void __launch_bounds__(kMmaThreads, kMinBlocks)
+    DepthwiseBiasReluMmaKernel(const T* __restrict__ x,
+                               T* __restrict__ y,
+                               const uint2* __restrict__ taps,
+                               const float* __restrict__ dw_b,
+                               int H,
+                               int W,
+                               int P,
+                               int tiles_x,
+                               int tiles,
+                               int work) {
+  __shared__ __align__(16) unsigned words[kMmaChunk * kPlaneWords];
+  const MmaTile t = MmaTileAt(blockIdx.x, tiles_x, tiles, P);
+  {
+    MmaHalo h;
+    LoadMmaHalo(h, x, t, H, W, P);
+    StoreMmaHalo(h, words);
+  }
+  __syncthreads();
+  ComputeMmaChannels<T, kUsed>(words, taps, dw_b, t);
+  __syncthreads();
+  StoreMmaTile(words, y, t, H, W, P);
+}
+
+// Persistent: a block walks the tiles blockIdx.x, + gridDim.x, …, and the
+// next tile's halo loads are in flight (in registers) while this tile is
+// computed and written out.
+template <typename T, int kMinBlocks, int kUsed>
+__global__ void __launch_bounds__(kMmaThreads, kMinBlocks)
+    DepthwiseBiasReluMmaPersistentKernel(const T* __restrict__ x,
+                                         T* __restrict__ y,
+                                         const uint2* __restrict__ taps,
+                                         const float* __restrict__ dw_b,
+                                         int H,
+                                         int W,
+                                         int P,
+                                         int tiles_x,
+                                         int tiles,
+                                         int work) {
+  __shared__ __align__(16) unsigned words[kMmaChunk * kPlaneWords];
+  int w = blockIdx.x;
+  if (w >= work) return;
+  MmaTile t = MmaTileAt(w, tiles_x, tiles, P);
+  MmaHalo h;
+  LoadMmaHalo(h, x, t, H, W, P);
+  while (true) {
+    StoreMmaHalo(h, words);
+    __syncthreads();
+    const int next = w + gridDim.x;
+    const MmaTile tn = MmaTileAt(min(next, work - 1), tiles_x, tiles, P);
+    if (next < work) LoadMmaHalo(h, x, tn, H, W, P);
+    ComputeMmaChannels<T, kUsed>(words, taps, dw_b, t);
+    __syncthreads();
+    StoreMmaTile(words, y, t, H, W, P);
+    if (next >= work) break;
+    __syncthreads();  // the planes are free for the next halo
+    w = next;
+    t = tn;
+  }
+}
+
+template <int kMinBlocks, int kUsedHalf, bool kPersistent>
+void LaunchDepthwiseBiasReluMma(const at::Tensor& x,
+                                const at::Tensor& taps,
+                                const at::Tensor& dw_bias,
+                                at::Tensor& y) {
+  const int H = static_cast<int>(x.size(1)), W = static_cast<int>(x.size(2));
+  const int P = static_cast<int>(x.size(3));
+  const int tiles_x = (W + kMmaTileW - 1) / kMmaTileW;
+  const int tiles = tiles_x * ((H + kMmaTileH - 1) / kMmaTileH);
+  const int chunks = (P + kMmaChunk - 1) / kMmaChunk;
+  const int64_t work64 = int64_t{tiles} * chunks * x.size(0);
+  TORCH_CHECK(work64 < (int64_t{1} << 31),
+              "DepthwiseBiasReluMma: too many tiles");
+  const int work = static_cast<int>(work64);
+  int blocks = work;
+  if (kPersistent) {
+    int sms = 0;
+    cudaDeviceGetAttribute(
+        &sms, cudaDevAttrMultiProcessorCount, x.device().index());
+    blocks = std::min(work, sms * kMinBlocks);
+  }
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  ForStorageDtype(x, [&](auto tag) {
+    using T = decltype(tag);
+    constexpr int kUsed = std::is_same_v<T, __half> ? kUsedHalf : kMmaTerms<T>;
+    auto kernel =
+        kPersistent ? DepthwiseBiasReluMmaPersistentKernel<T, kMinBlocks, kUsed>
+                    : DepthwiseBiasReluMmaKernel<T, kMinBlocks, kUsed>;
+    kernel<<<blocks, kMmaThreads, 0, stream>>>(
+        reinterpret_cast<const T*>(x.data_ptr()),
+        reinterpret_cast<T*>(y.data_ptr()),
+        reinterpret_cast<const uint2*>(taps.data_ptr()),
+        dw_bias.data_ptr<float>(),
+        H,
+        W,
+        P,
+        tiles_x,
+        tiles,
+        work);
+  });
+}
+
 // The refiner's out_conv (a 1×1 conv to a few channels) in float32 from the
 // low-precision activations, reading them once: kLanes lanes per pixel,
 // each lane 8 channels at a time, a shuffle reduction. LibTorch would first
@@ -1203,6 +1542,106 @@ void DepthwiseBiasRelu(const at::Tensor& x,
   const cudaError_t error = cudaGetLastError();
   TORCH_CHECK(
       error == cudaSuccess, "DepthwiseBiasRelu: ", cudaGetErrorString(error));
+}
+
+at::Tensor DepthwiseMmaTaps(const at::Tensor& dw_weight, at::ScalarType dtype) {
+  TORCH_CHECK(dw_weight.is_cuda() && dw_weight.dim() == 2 &&
+                  dw_weight.size(0) == kKernel * kKernel &&
+                  dw_weight.scalar_type() == at::kFloat,
+              "DepthwiseMmaTaps: dw_weight must be a (25, P) float32 CUDA "
+              "tensor, got ",
+              dw_weight.scalar_type(),
+              " ",
+              dw_weight.sizes());
+  TORCH_CHECK(dtype == at::kHalf || dtype == at::kBFloat16,
+              "DepthwiseMmaTaps: dtype must be fp16 or bf16");
+  const int64_t P = dw_weight.size(1);
+  // Lane l's fragment holds B[k][n] for n = l / 4 and k = 2(l % 4) + {0, 1,
+  // 8, 9}: tap kx = k − n of the kernel row, or zero (row 25 below).
+  std::vector<int64_t> index;
+  for (int ky = 0; ky < kKernel; ++ky) {
+    for (int lane = 0; lane < 32; ++lane) {
+      for (int s = 0; s < 4; ++s) {
+        const int k = 2 * (lane % 4) + s % 2 + 8 * (s / 2), kx = k - lane / 4;
+        index.push_back(kx >= 0 && kx < kKernel ? ky * kKernel + kx
+                                                : kKernel * kKernel);
+      }
+    }
+  }
+  at::Tensor rest =
+      at::cat({dw_weight, at::zeros({1, P}, dw_weight.options())})
+          .index_select(0, at::tensor(index).to(dw_weight.device()))
+          .view({kKernel, 32, 4, P})
+          .permute({3, 0, 1, 2});
+  // w = hi + lo (+ lo2): each term the rounding of what the others leave.
+  std::vector<at::Tensor> terms;
+  const int count =
+      dtype == at::kHalf ? kMmaTerms<__half> : kMmaTerms<__nv_bfloat16>;
+  for (int t = 0; t < count; ++t) {
+    terms.push_back(rest.to(dtype));
+    rest = rest - terms.back().to(at::kFloat);
+  }
+  return at::stack(terms, 2).contiguous();  // (P, 5, terms, 32, 4)
+}
+
+void DepthwiseBiasReluMma(const at::Tensor& x,
+                          const at::Tensor& taps,
+                          const at::Tensor& dw_bias,
+                          at::Tensor& y) {
+  const char* fn = "DepthwiseBiasReluMma";
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
+              fn,
+              ": x must be a contiguous (B, H, W, P) CUDA tensor");
+  const int64_t P = x.size(3);
+  TORCH_CHECK(DepthwiseBiasReluSupported(P, kKernel, x.scalar_type()),
+              fn,
+              ": ",
+              P,
+              " channels of ",
+              x.scalar_type(),
+              " are not supported (fp16/bf16, a multiple of 8)");
+  const int64_t terms = x.scalar_type() == at::kHalf ? kMmaTerms<__half>
+                                                     : kMmaTerms<__nv_bfloat16>;
+  CheckArgument(
+      fn, "taps", taps, x, x.scalar_type(), {P, kKernel, terms, 32, 4});
+  CheckArgument(fn, "dw_bias", dw_bias, x, at::kFloat, {P});
+  CheckArgument(fn, "y", y, x, x.scalar_type(), x.sizes());
+  TORCH_CHECK(y.data_ptr() != x.data_ptr(),
+              fn,
+              ": y must not alias x (tiles read their neighbours' pixels)");
+  TORCH_CHECK(x.size(1) * x.size(2) * P < (int64_t{1} << 31),
+              fn,
+              ": an image of ",
+              x.sizes(),
+              " is too large (32-bit offsets)");
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) return;
+  TORCH_CHECK(x.size(0) <= 65535, fn, ": batch too large");
+  static const int variant = [] {
+    const char* v = std::getenv("L2M_DW_MMA_V");
+    return v != nullptr ? std::atoi(v) : 0;
+  }();
+  switch (variant) {
+    case 1:
+      LaunchDepthwiseBiasReluMma<4, 2, false>(x, taps, dw_bias, y);
+      break;
+    case 2:
+      LaunchDepthwiseBiasReluMma<2, 2, true>(x, taps, dw_bias, y);
+      break;
+    case 3:
+      LaunchDepthwiseBiasReluMma<3, 2, true>(x, taps, dw_bias, y);
+      break;
+    case 4:
+      LaunchDepthwiseBiasReluMma<2, 1, true>(x, taps, dw_bias, y);
+      break;
+    case 5:
+      LaunchDepthwiseBiasReluMma<4, 1, false>(x, taps, dw_bias, y);
+      break;
+    default:
+      LaunchDepthwiseBiasReluMma<3, 2, false>(x, taps, dw_bias, y);
+  }
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(error == cudaSuccess, fn, ": ", cudaGetErrorString(error));
 }
 
 at::Tensor RefinerOutConv(const at::Tensor& x,
