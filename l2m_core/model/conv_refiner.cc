@@ -234,12 +234,6 @@ const ConvRefinerImpl::FusedWeights& ConvRefinerImpl::Fused(
     if (dw.bias.defined()) b.narrow(0, 0, C).copy_(dw.bias);
     f.dw_bias.push_back(b);
     f.dw_taps.push_back(w.view({P, K * K}).t().contiguous());
-#ifdef L2M_HAVE_CUDA_KERNELS
-    if (device.is_cuda() && internal::DepthwiseBiasReluSupported(P, K, dtype)) {
-      f.dw_mma_taps.push_back(
-          internal::DepthwiseMmaTaps(f.dw_taps.back(), dtype));
-    }
-#endif
     auto m = torch::zeros({P, P}, on.dtype(torch::kFloat));
     m.narrow(0, 0, C).narrow(1, 0, C).copy_(pw.weight.reshape({C, C}));
     f.pw_weight.push_back(m.to(dtype));
@@ -340,10 +334,10 @@ Refinement ConvRefinerImpl::CudaBlocks(torch::Tensor d, at::ScalarType dtype) {
       continue;
     }
     if (own_depthwise) {
-      // Wide blocks in fp16/bf16: depthwise + bias + ReLU in one kernel
-      // (on the tensor cores), then the 1×1 as one GEMM with its bias.
+      // Wide blocks in fp16/bf16: depthwise + bias + ReLU in one kernel,
+      // then the 1×1 as one GEMM with its bias.
       auto y = torch::empty_like(d);
-      internal::DepthwiseBiasReluMma(d, f.dw_mma_taps[i], f.dw_bias[i], y);
+      internal::DepthwiseBiasRelu(d, f.dw_taps[i], f.dw_bias[i], y);
       d = torch::addmm(f.pw_bias[i], y.view({-1, P}), f.pw_weight[i].t())
               .view({B, h, w, P});
       continue;

@@ -60,10 +60,6 @@ class ConvRefinerImpl : public torch::nn::Module {
     // For the one-kernel block (RefinerBlockFused): depthwise taps (K·K, C)
     // and the 1×1 biases, float32.
     std::vector<torch::Tensor> dw_taps, pw_bias_float;
-    // For the wide blocks' depthwise on the tensor cores
-    // (DepthwiseBiasReluMma): the taps as its mma fragments; empty where it
-    // does not apply (float32, CPU).
-    std::vector<torch::Tensor> dw_mma_taps;
     torch::Tensor out_weight, out_bias;  // float32, (out_dim, channels)
   };
 

@@ -179,32 +179,6 @@ int main(int argc, char** argv) {
                 ms,
                 bytes / (ms * 1e-3) / 1e9,
                 sum);
-    if (!c.fused) {
-      // The same depthwise on the tensor cores, and how far its output is
-      // from the FFMA kernel's (float32 sums in another order: at most a
-      // rounding of the storage dtype apart).
-      const at::Tensor taps =
-          l2m::internal::DepthwiseMmaTaps(dw_w, torch::kHalf);
-      at::Tensor z = torch::empty_like(x);
-      const double mma_ms = MedianMs(repeats, [&] {
-        l2m::internal::DepthwiseBiasReluMma(x, taps, dw_b, z);
-      });
-      const at::Tensor diff = (z.to(torch::kFloat) - y.to(torch::kFloat)).abs();
-      const at::Tensor ulp = (z.view(torch::kShort).to(torch::kInt) -
-                              y.view(torch::kShort).to(torch::kInt))
-                                 .abs();
-      std::printf(
-          "%-14s %2d pairs: %8.3f ms/block  %6.0f GB/s  max|diff| %.3g, "
-          "%lld of %lld differ, max %d ulp\n",
-          ("mma" + std::string(c.name + 2)).c_str(),
-          pairs,
-          mma_ms,
-          bytes / (mma_ms * 1e-3) / 1e9,
-          diff.max().item<double>(),
-          static_cast<long long>((ulp > 0).sum().item<int64_t>()),
-          static_cast<long long>(ulp.numel()),
-          ulp.max().item<int>());
-    }
   }
   if (only.empty() || only == "gp") BenchGpSolve(pairs, repeats);
   return 0;

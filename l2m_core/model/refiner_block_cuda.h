@@ -57,23 +57,6 @@ void DepthwiseBiasRelu(const at::Tensor& x,
                        const at::Tensor& dw_bias,
                        at::Tensor& y);
 
-// The same on the tensor cores (DepthwiseBiasReluMmaKernel: each kernel
-// row a banded matrix, one mma.m16n8k16 a 16 × 8 output block of a
-// channel), with the taps as DepthwiseMmaTaps prepares them: float32
-// accuracy from two fp16 terms (three bf16), so its sums differ from
-// DepthwiseBiasRelu's only in float32 rounding and the order of the sum.
-void DepthwiseBiasReluMma(const at::Tensor& x,
-                          const at::Tensor& taps,
-                          const at::Tensor& dw_bias,
-                          at::Tensor& y);
-
-// The taps (25, P) float32 of DepthwiseBiasRelu as the mma fragments of
-// DepthwiseBiasReluMma: (P, 5, terms, 32, 4) of dtype, the float32 tap the
-// sum of the terms (fp16: 2, each the rounding of what the others leave, so
-// to ~2⁻²² relative, or 2⁻²⁵ absolute where the low term is subnormal; bf16:
-// 3, to ~2⁻²⁴).
-at::Tensor DepthwiseMmaTaps(const at::Tensor& dw_weight, at::ScalarType dtype);
-
 bool DepthwiseBiasReluSupported(int64_t channels,
                                 int64_t kernel_size,
                                 at::ScalarType dtype);
