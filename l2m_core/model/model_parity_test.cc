@@ -1048,6 +1048,51 @@ TEST(GpCuda, KernelMatrixFromDotsEqualsCosKernel) {
   }
 }
 
+// fp16/bf16 features into the GP: the kernel matrices' GEMMs take them as
+// they are (float32 output) instead of widened copies. Both routes compute
+// the same exact products and differ only in float32 summation order, so
+// their outputs are as far apart as the float route on the GPU is from the
+// same on the CPU (another order again), within a factor of 4. Three
+// images: the batched block factorisation.
+TEST(GpCuda, LowPrecisionInputsMatchFloatRoute) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(5);
+  GpConfig config;
+  config.gp_dim = 32;
+  config.use_cholesky = true;
+  Gp gp(config);
+  gp->eval();
+  Gp gp_cpu(config);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : gp_cpu->named_parameters()) {
+      p.value().copy_(gp->named_parameters()[p.key()]);
+    }
+  }
+  gp->to(Device());
+  torch::NoGradGuard no_grad;
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const torch::Tensor q = torch::randn({3, 64, 16, 16}, Device()).to(dtype);
+    const torch::Tensor s = torch::randn({3, 64, 16, 16}, Device()).to(dtype);
+    const torch::Tensor low = gp(q, s);
+    const torch::Tensor wide = gp(q.to(torch::kFloat), s.to(torch::kFloat));
+    const torch::Tensor cpu =
+        gp_cpu(q.to(torch::kFloat).cpu(), s.to(torch::kFloat).cpu());
+    ASSERT_EQ(low.scalar_type(), torch::kFloat);
+    const double route = (low - wide).abs().max().item<double>();
+    const double order = (cpu - wide.cpu()).abs().max().item<double>();
+    const double scale = wide.abs().max().item<double>();
+    std::printf(
+        "[gp %s inputs] max|low - float route| %.3e, max|cpu - gpu| "
+        "%.3e (max|mu| %.3e)\n",
+        dtype == torch::kHalf ? "fp16" : "bf16",
+        route,
+        order,
+        scale);
+    EXPECT_LE(route, 4 * order + 1e-6 * scale) << dtype;
+  }
+}
+
 // One diagonal step: the factor and its inverse of blocks of every size up
 // to the limit, read from strided views (only the lower triangle), against
 // float64 LibTorch; sizes it does not take are refused.
