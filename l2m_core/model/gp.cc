@@ -198,28 +198,32 @@ torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
 }
 
 #ifdef L2M_HAVE_CUDA_KERNELS
-// a · bᵀ in float32 for (B, n, D) and (B, m, D): fp16/bf16 operands
-// straight into a GEMM with float32 output (LibTorch ≥ 2.8's out_dtype; the
-// products of two fp16/bf16 numbers are exact in float32), others widened.
-bool DotsFloatTakes(const torch::Tensor& t) {
+// Whether the kernel matrices' GEMMs can take x and y as they are: fp16 or
+// bf16 (their products are exact in float32) into a GEMM with float32
+// output, LibTorch >= 2.8's bmm out_dtype.
+bool DotsTakeLowPrecision(const torch::Tensor& x, const torch::Tensor& y) {
 #if TORCH_VERSION_MAJOR > 2 || \
     (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
-  return t.is_cuda() && (t.scalar_type() == torch::kHalf ||
-                         t.scalar_type() == torch::kBFloat16);
+  return x.is_cuda() && x.scalar_type() == y.scalar_type() &&
+         (x.scalar_type() == torch::kHalf ||
+          x.scalar_type() == torch::kBFloat16);
 #else
-  (void)t;
+  (void)x;
+  (void)y;
   return false;
 #endif
 }
 
+// a · bᵀ in float32 for (B, n, D) and (B, m, D) of one dtype: float32, or
+// what DotsTakeLowPrecision takes.
 torch::Tensor DotsFloat(const torch::Tensor& a, const torch::Tensor& b) {
 #if TORCH_VERSION_MAJOR > 2 || \
     (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
-  if (DotsFloatTakes(a) && b.scalar_type() == a.scalar_type()) {
+  if (a.scalar_type() != torch::kFloat) {
     return at::bmm(a, b.transpose(1, 2), torch::kFloat);
   }
 #endif
-  return torch::bmm(a.to(torch::kFloat), b.to(torch::kFloat).transpose(1, 2));
+  return torch::bmm(a, b.transpose(1, 2));
 }
 #endif
 
@@ -252,8 +256,8 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   torch::Tensor A, K_xy;
 #ifdef L2M_HAVE_CUDA_KERNELS
   if (x_in.is_cuda() && !torch::GradMode::is_enabled()) {
-    // Inference on CUDA: each kernel matrix in one pass after its GEMM,
-    // bit-equal to the unfused form below (GpCuda test).
+    // Inference on CUDA: each kernel matrix in one pass after its GEMM
+    // (CosKernelFromDotsCuda: bit-equal to CosKernel's passes, GpCuda test).
     // fp16/bf16 features go in as they are: their products are exact in
     // float32, so a tensor-core GEMM accumulating in float32 computes what
     // the reference's float32 GEMM on the widened features does, up to the
@@ -261,8 +265,7 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
     // the widened copies. Their norms reduce over the channels of the
     // (B, D, h·w) view: the same reduction over the tokens' strided rows
     // took 0.57 ms at 16 images (H100), 20× the bytes' time.
-    const bool low =
-        DotsFloatTakes(x_in) && y_in.scalar_type() == x_in.scalar_type();
+    const bool low = DotsTakeLowPrecision(x_in, y_in);
     auto norms = [&](const torch::Tensor& t_in, const torch::Tensor& t) {
       return low ? at::linalg_vector_norm(
                        t_in.flatten(2), 2, {1}, false, torch::kFloat)
