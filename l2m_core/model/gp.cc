@@ -198,12 +198,17 @@ torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
 }
 
 #ifdef L2M_HAVE_CUDA_KERNELS
-// Whether the kernel matrices' GEMMs can take x and y as they are: fp16 or
-// bf16 (their products are exact in float32) into a GEMM with float32
-// output, LibTorch >= 2.8's bmm out_dtype.
-bool DotsTakeLowPrecision(const torch::Tensor& x, const torch::Tensor& y) {
+// LibTorch >= 2.8: bmm with a float32 out_dtype for fp16/bf16 operands.
 #if TORCH_VERSION_MAJOR > 2 || \
     (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+#define L2M_BMM_OUT_DTYPE 1
+#endif
+
+// Whether the kernel matrices' GEMMs can take x and y as they are: fp16 or
+// bf16 (their products are exact in float32) into a GEMM with float32
+// output.
+bool DotsTakeLowPrecision(const torch::Tensor& x, const torch::Tensor& y) {
+#ifdef L2M_BMM_OUT_DTYPE
   return x.is_cuda() && x.scalar_type() == y.scalar_type() &&
          (x.scalar_type() == torch::kHalf ||
           x.scalar_type() == torch::kBFloat16);
@@ -217,8 +222,7 @@ bool DotsTakeLowPrecision(const torch::Tensor& x, const torch::Tensor& y) {
 // a · bᵀ in float32 for (B, n, D) and (B, m, D) of one dtype: float32, or
 // what DotsTakeLowPrecision takes.
 torch::Tensor DotsFloat(const torch::Tensor& a, const torch::Tensor& b) {
-#if TORCH_VERSION_MAJOR > 2 || \
-    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+#ifdef L2M_BMM_OUT_DTYPE
   if (a.scalar_type() != torch::kFloat) {
     return at::bmm(a, b.transpose(1, 2), torch::kFloat);
   }
@@ -253,27 +257,33 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
                         pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
                             .to(torch::kFloat)))
           .expand({B, h2 * w2, -1});
+  // fp16/bf16 features go into the CUDA kernel matrices as they are (see
+  // below); everything else widened to float32, as the reference does.
+  bool low = false;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  const bool cuda_inference = x_in.is_cuda() && !torch::GradMode::is_enabled();
+  low = cuda_inference && DotsTakeLowPrecision(x_in, y_in);
+#endif
+  const torch::Tensor x = tokens(low ? x_in : x_in.to(torch::kFloat));
+  const torch::Tensor y = tokens(low ? y_in : y_in.to(torch::kFloat));
   torch::Tensor A, K_xy;
 #ifdef L2M_HAVE_CUDA_KERNELS
-  if (x_in.is_cuda() && !torch::GradMode::is_enabled()) {
+  if (cuda_inference) {
     // Inference on CUDA: each kernel matrix in one pass after its GEMM
     // (CosKernelFromDotsCuda: bit-equal to CosKernel's passes, GpCuda test).
-    // fp16/bf16 features go in as they are: their products are exact in
-    // float32, so a tensor-core GEMM accumulating in float32 computes what
-    // the reference's float32 GEMM on the widened features does, up to the
-    // order of the sums (GpCuda.LowPrecisionInputsMatchFloatRoute), without
-    // the widened copies. Their norms reduce over the channels of the
-    // (B, D, h·w) view: the same reduction over the tokens' strided rows
-    // took 0.57 ms at 16 images (H100), 20× the bytes' time.
-    const bool low = DotsTakeLowPrecision(x_in, y_in);
+    // The fp16/bf16 products are exact in float32, so a tensor-core GEMM
+    // accumulating in float32 computes what the reference's float32 GEMM on
+    // the widened features does, up to the order of the sums
+    // (GpCuda.LowPrecisionInputsMatchFloatRoute), without the widened
+    // copies. Their norms reduce over the channels of the (B, D, h·w) view:
+    // the same reduction over the tokens' strided rows took 0.57 ms at 16
+    // images (H100), 20× the bytes' time.
     auto norms = [&](const torch::Tensor& t_in, const torch::Tensor& t) {
       return low ? at::linalg_vector_norm(
                        t_in.flatten(2), 2, {1}, false, torch::kFloat)
                        .contiguous()
                  : t.norm(2, -1).contiguous();
     };
-    const torch::Tensor x = tokens(low ? x_in : x_in.to(torch::kFloat));
-    const torch::Tensor y = tokens(low ? y_in : y_in.to(torch::kFloat));
     const torch::Tensor nx = norms(x_in, x), ny = norms(y_in, y);
     auto kernel = [&](const torch::Tensor& a,
                       const torch::Tensor& b,
@@ -289,8 +299,6 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   }
 #endif
   if (!A.defined()) {
-    const torch::Tensor x = tokens(x_in.to(torch::kFloat));
-    const torch::Tensor y = tokens(y_in.to(torch::kFloat));
     A = CosKernel(y, y, config_.T) +
         config_.sigma_noise * torch::eye(h2 * w2, opts).unsqueeze(0);
     K_xy = CosKernel(x, y, config_.T);

@@ -593,20 +593,13 @@ __global__ void __launch_bounds__(kBlockThreads<T, P>,
       const int q = i / Q, h = i % Q;
       const int qy = q / kBlocksX * kRows, qx = q % kBlocksX * kCols;
       float acc[kRows][kCols][kCh];
-      if constexpr (Shape<KP>::kSharedTaps) {
-        DepthwiseReluTile<T, kHW, P, Dw, true>(
-            hs + (qy * kHW + qx) * P + h * kCh,
-            ts + h * kCh,
-            P,
-            ts + 25 * P + h * kCh,
-            acc);
-      } else {
-        DepthwiseReluTile<T, kHW, P, Dw>(hs + (qy * kHW + qx) * P + h * kCh,
-                                         dw_w + h * kCh,
-                                         P,
-                                         dw_b + h * kCh,
-                                         acc);
-      }
+      constexpr bool kShared = Shape<KP>::kSharedTaps;
+      DepthwiseReluTile<T, kHW, P, Dw, kShared>(
+          hs + (qy * kHW + qx) * P + h * kCh,
+          (kShared ? ts : dw_w) + h * kCh,
+          P,
+          (kShared ? ts + 25 * P : dw_b) + h * kCh,
+          acc);
 #pragma unroll
       for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
