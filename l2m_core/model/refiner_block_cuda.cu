@@ -189,22 +189,6 @@ __device__ inline void DepthwiseReluTile(
   }
 }
 
-// Asynchronous 16-byte global → shared copy (zero-filled when !valid), so a
-// tile's whole halo is in flight at once.
-__device__ inline void CopyAsync16(void* dst, const void* src, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s),
-               "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ inline void CopyAsyncCommit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int kPending>
-__device__ inline void CopyAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
 // Starts copying 25 taps and the bias (rows of dw_w, then dw_b, P apart,
 // already at the first channel) into shared memory: 26 rows of kVectors
 // 16-byte vectors, those from `vectors` on skipped (a partial chunk). The
@@ -347,15 +331,6 @@ struct Layout {
   static constexpr size_t kBytes =
       kTapsOffset + (Shape<KP>::kSharedTaps ? 26 * P * sizeof(float) : 0);
 };
-
-// Four 8×8 b16 matrices from shared memory, one row address a lane.
-__device__ inline void LoadMatrixX4(unsigned (&r)[4], const void* row) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile(
-      "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-      : "r"(s));
-}
 
 template <typename T, int P>
 constexpr int kBlockThreads =
