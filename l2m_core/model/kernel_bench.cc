@@ -2,10 +2,12 @@
 // (not a test; CUDA builds only): each kernel alone, median of repeated
 // launches, with the bytes it must move and the bandwidth that implies; then
 // the GP's SPD solve by route and block size, replayed as a CUDA graph as
-// the matcher runs it.
-// Usage: l2m_kernel_bench [pairs=8] [repeats=20] [only: blocks|gp]
+// the matcher runs it; then the local correlation by route, on a smooth
+// warp and on a torn (random) one.
+// Usage: l2m_kernel_bench [pairs=8] [repeats=20] [only: blocks|gp|lc]
 
 #include "l2m_core/model/gp.h"
+#include "l2m_core/model/local_correlation_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -131,6 +133,76 @@ void BenchGpSolve(int pairs, int repeats) {
   }
 }
 
+// The local correlation at the scales RoMa / L2M run it at 560/864 (2·pairs
+// images, fp16), by route: the tensor-core tiles (kAuto) and per query.
+// Warps: "smooth" (zoom 1.1, rotation 0.1 rad, ~0.3 px noise: a matched
+// region) and "torn" (every target uniform over the image: the worst case,
+// where tiles fall back to the per-query route).
+void BenchLocalCorrelation(int pairs, int repeats) {
+  struct LcCase {
+    const char* name;
+    int size, channels, radius;
+  };
+  const LcCase cases[] = {{"s16 560", 35, 512, 7},
+                          {"s8 560", 70, 512, 3},
+                          {"s4 560", 140, 256, 2},
+                          {"s8 864", 108, 512, 3},
+                          {"s4 864", 216, 256, 2}};
+  const auto f16 = torch::dtype(torch::kHalf).device(torch::kCUDA);
+  const auto f32 = torch::dtype(torch::kFloat).device(torch::kCUDA);
+  using l2m::internal::LocalCorrelationRoute;
+  for (const LcCase& c : cases) {
+    const int64_t B = 2 * pairs, n = c.size;
+    torch::manual_seed(3);
+    const at::Tensor f0 = torch::randn({B, n, n, c.channels}, f16)
+                              .permute({0, 3, 1, 2});  // channels-last
+    const at::Tensor f1 =
+        torch::randn({B, n, n, c.channels}, f16).permute({0, 3, 1, 2});
+    const at::Tensor t = (torch::arange(n, f32) * 2 + 1) / double(n) - 1;
+    const auto g = torch::meshgrid({t, t}, "ij");
+    const double zoom = 1.1, angle = 0.1;
+    const at::Tensor smooth =
+        (torch::stack(
+             {zoom * (std::cos(angle) * g[1] - std::sin(angle) * g[0]),
+              zoom * (std::sin(angle) * g[1] + std::cos(angle) * g[0])},
+             -1)
+             .unsqueeze(0) +
+         0.6 / n * torch::randn({B, n, n, 2}, f32))
+            .contiguous();
+    const at::Tensor torn = torch::rand({B, n, n, 2}, f32) * 2 - 1;
+    for (const auto& [warp, coords] :
+         {std::pair<const char*, at::Tensor>{"smooth", smooth},
+          {"torn", torn}}) {
+      at::Tensor routes, out_tiles, out_query;
+      const double tiles_ms = MedianMs(repeats, [&] {
+        out_tiles = l2m::internal::LocalCorrelationKernel(
+            f0, f1, coords, c.radius, 1, LocalCorrelationRoute::kAuto);
+      });
+      l2m::internal::LocalCorrelationKernel(
+          f0, f1, coords, c.radius, 1, LocalCorrelationRoute::kAuto, &routes);
+      const double query_ms = MedianMs(repeats, [&] {
+        out_query = l2m::internal::LocalCorrelationKernel(
+            f0, f1, coords, c.radius, 1, LocalCorrelationRoute::kPerQuery);
+      });
+      const at::Tensor r = routes.cpu();
+      std::printf(
+          "local corr %-8s %-6s %2d pairs: tiles %7.3f ms, per query %7.3f "
+          "ms; tiles %d tensor / %d per query; max|diff| %.2e\n",
+          c.name,
+          warp,
+          pairs,
+          tiles_ms,
+          query_ms,
+          r[0].item<int>(),
+          r[1].item<int>(),
+          (out_tiles.to(torch::kFloat) - out_query.to(torch::kFloat))
+              .abs()
+              .max()
+              .item<double>());
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,11 +213,12 @@ int main(int argc, char** argv) {
   const int pairs = argc > 1 ? std::atoi(argv[1]) : 8;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 20;
   const std::string only = argc > 3 ? argv[3] : "";
-  if (!only.empty() && only != "blocks" && only != "gp") {
-    std::fprintf(stderr,
-                 "l2m_kernel_bench: the third argument is blocks or gp, got "
-                 "'%s'\n",
-                 only.c_str());
+  if (!only.empty() && only != "blocks" && only != "gp" && only != "lc") {
+    std::fprintf(
+        stderr,
+        "l2m_kernel_bench: the third argument is blocks, gp or lc, got "
+        "'%s'\n",
+        only.c_str());
     return 1;
   }
   torch::NoGradGuard no_grad;
@@ -181,5 +254,6 @@ int main(int argc, char** argv) {
                 sum);
   }
   if (only.empty() || only == "gp") BenchGpSolve(pairs, repeats);
+  if (only.empty() || only == "lc") BenchLocalCorrelation(pairs, repeats);
   return 0;
 }

@@ -5,8 +5,15 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#ifdef L2M_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAGraphsC10Utils.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace l2m {
@@ -96,12 +103,43 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
       feature0.size(1) <= 1024 && radius <= 7) {
     // One kernel over whole-pixel windows, no sampled windows in memory, in
     // the features' dtype (fp32 accumulation).
-    return internal::LocalCorrelationKernel(
+    // L2M_LOCAL_CORR_ROUTES=1 prints how many 8×8 query tiles took the
+    // tensor-core route and the per-query one, and a checksum of the output
+    // (a diagnostic for real warps; it synchronises, so not while a CUDA
+    // graph is captured); L2M_LOCAL_CORR_ROUTE=per_query forces that route
+    // (A/B runs).
+    static const bool report = std::getenv("L2M_LOCAL_CORR_ROUTES") != nullptr;
+    static const bool per_query = [] {
+      const char* route = std::getenv("L2M_LOCAL_CORR_ROUTE");
+      return route != nullptr && std::string(route) == "per_query";
+    }();
+    at::Tensor routes;
+    const bool count =
+        report && c10::cuda::currentStreamCaptureStatusMayInitCtx() ==
+                      c10::cuda::CaptureStatus::None;
+    at::Tensor out = internal::LocalCorrelationKernel(
         feature0,
         feature1.to(feature0.scalar_type()),
         flow.permute({0, 2, 3, 1}).to(torch::kFloat),
         radius,
-        support_offset);
+        support_offset,
+        per_query ? internal::LocalCorrelationRoute::kPerQuery
+                  : internal::LocalCorrelationRoute::kAuto,
+        count ? &routes : nullptr);
+    if (count) {
+      const at::Tensor r = routes.cpu();
+      std::fprintf(stderr,
+                   "[local corr] %lld×%lld×%lld r=%d: tiles %d tensor, %d per "
+                   "query; sum |out| %.6e\n",
+                   static_cast<long long>(B),
+                   static_cast<long long>(h),
+                   static_cast<long long>(w),
+                   radius,
+                   r[0].item<int>(),
+                   r[1].item<int>(),
+                   out.abs().sum(at::kDouble).item<double>());
+    }
+    return out;
   }
 #endif
   if (support_offset != 0) {

@@ -14,6 +14,7 @@
 #include "l2m_core/model/gp_cuda.h"
 #include "l2m_core/model/input_conv_cuda.h"
 #include "l2m_core/model/layer_norm_cuda.h"
+#include "l2m_core/model/local_correlation_cuda.h"
 #include "l2m_core/model/max_pool_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 #include "l2m_core/model/refiner_input_cuda.h"
@@ -594,6 +595,104 @@ TEST(LocalCorrelationCuda, MatchesGridSampleIncludingBorders) {
 }
 
 #ifdef L2M_HAVE_CUDA_KERNELS
+// The tensor-core route of the local correlation (8×8 query tiles, one GEMM
+// over the union of their windows) on a smooth warp (zoom, rotation, shift,
+// sub-pixel noise) torn at a few pixels (tiles that must take the per-query
+// route), with a NaN and a target far outside, partial tiles at the borders
+// and a rolled support batch. Both routes against the grid_sample
+// formulation on the CPU over the same fp16/bf16-rounded inputs: the
+// products are exact in fp32 on either route, so each output is off by its
+// rounding to fp16/bf16 (half an ulp, 2^-11 / 2^-8 relative) plus fp32
+// summation noise (1e-4 absolute for outputs of order 1).
+TEST(LocalCorrelationCuda, TensorRouteMatchesGridSampleOnSmoothWarps) {
+  L2M_REQUIRE_DEVICE();
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  // Larger than 8 passes of 128 pixels (the most a tile takes on the tensor
+  // cores), so a torn tile's union exceeds them at every radius.
+  const int64_t B = 3, h = 40, w = 44;
+  const torch::Tensor y = (torch::arange(h, cuda) * 2 + 1) / double(h) - 1;
+  const torch::Tensor x = (torch::arange(w, cuda) * 2 + 1) / double(w) - 1;
+  const auto grid = torch::meshgrid({y, x}, "ij");
+  const double zoom = 1.0, angle = 0.15;
+  torch::Tensor flow = torch::stack(
+      {zoom * (std::cos(angle) * grid[1] - std::sin(angle) * grid[0]) + 0.1,
+       zoom * (std::sin(angle) * grid[1] + std::cos(angle) * grid[0]) - 0.05});
+  flow = flow.unsqueeze(0).repeat({B, 1, 1, 1}) +
+         0.01 * torch::randn({B, 2, h, w}, cuda);
+  // Tears: targets thrown to the opposite corner, one NaN, one far outside.
+  flow[0][0][1][1] = 0.95, flow[0][1][1][1] = 0.95;
+  flow[1][0][38][42] = -0.95, flow[1][1][38][42] = -0.95;
+  flow[2][1][17][9] = std::numeric_limits<float>::quiet_NaN();
+  flow[2][0][5][25] = 1e7;
+  const torch::Tensor coords = flow.permute({0, 2, 3, 1}).contiguous();
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double rounding =
+        dtype == torch::kHalf ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    for (int64_t channels : {256, 512}) {
+      const torch::Tensor f0 = torch::randn({B, channels, h, w}, cuda)
+                                   .to(dtype)
+                                   .contiguous(at::MemoryFormat::ChannelsLast);
+      const torch::Tensor f1 = torch::randn({B, channels, h, w}, cuda)
+                                   .to(dtype)
+                                   .contiguous(at::MemoryFormat::ChannelsLast);
+      for (int radius : {2, 3, 7}) {
+        for (int64_t offset : {0, 1}) {
+          const torch::Tensor ref = LocalCorrelation(f0.cpu().to(torch::kFloat),
+                                                     f1.cpu().to(torch::kFloat),
+                                                     radius,
+                                                     flow.cpu(),
+                                                     offset);
+          const torch::Tensor valid = ref.isfinite();
+          torch::Tensor routes;
+          const torch::Tensor tiles = internal::LocalCorrelationKernel(
+              f0,
+              f1,
+              coords,
+              radius,
+              offset,
+              internal::LocalCorrelationRoute::kAuto,
+              &routes);
+          const torch::Tensor per_query = internal::LocalCorrelationKernel(
+              f0,
+              f1,
+              coords,
+              radius,
+              offset,
+              internal::LocalCorrelationRoute::kPerQuery);
+          ASSERT_EQ(tiles.sizes(), ref.sizes());
+          const torch::Tensor bound = rounding * ref.abs() + 1e-4;
+          double worst[2] = {0, 0};  // err / bound, tile and per-query route
+          int i = 0;
+          for (const torch::Tensor& got : {tiles, per_query}) {
+            const torch::Tensor err = (got.cpu().to(torch::kFloat) - ref).abs();
+            worst[i++] =
+                (err / bound).masked_select(valid).max().item<double>();
+          }
+          const auto r = routes.cpu();
+          std::printf(
+              "[local corr tiles %s C=%lld r=%d offset %lld] err/bound tile "
+              "route %.3f, per-query %.3f; tiles %d tensor, %d per query\n",
+              dtype == torch::kHalf ? "fp16" : "bf16",
+              static_cast<long long>(channels),
+              radius,
+              static_cast<long long>(offset),
+              worst[0],
+              worst[1],
+              r[0].item<int>(),
+              r[1].item<int>());
+          EXPECT_LE(worst[0], 1.0);
+          EXPECT_LE(worst[1], 1.0);
+          // Both routes ran: the torn tiles per query, the others on the
+          // tensor cores.
+          EXPECT_EQ(r[1].item<int>(), 2);
+          EXPECT_GT(r[0].item<int>(), B * 5 * 6 - 10);
+        }
+      }
+    }
+  }
+}
+
 // The conv epilogue kernels (VGG, the projections and the refiners on CUDA)
 // against relu(x + bias), in float32 exactly and in fp16 to one rounding,
 // and against x + bias bit for bit.
