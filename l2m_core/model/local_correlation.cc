@@ -101,8 +101,9 @@ at::Tensor LocalCorrelation(const at::Tensor& feature0,
 #ifdef L2M_HAVE_CUDA_KERNELS
   if (feature0.is_cuda() && feature0.sizes() == feature1.sizes() &&
       feature0.size(1) <= 1024 && radius <= 7) {
-    // One kernel over whole-pixel windows, no sampled windows in memory, in
-    // the features' dtype (fp32 accumulation).
+    // CUDA kernels over whole-pixel windows (8×8 query tiles on the tensor
+    // cores, torn tiles per query), no sampled windows in memory, in the
+    // features' dtype (fp32 accumulation).
     // L2M_LOCAL_CORR_ROUTES=1 prints how many 8×8 query tiles took the
     // tensor-core route and the per-query one, and a checksum of the output
     // (a diagnostic for real warps; it synchronises, so not while a CUDA
