@@ -686,10 +686,11 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
   // Written (B, h, w, n²): returned as a channels-last (B, n², h, w) view.
   at::Tensor out = at::empty({B, h, w, n * n}, a.options());
   const long long pixels = static_cast<long long>(B) * h * w;
+  // (C ≤ kMaxChannels, checked above, is what the tile kernels' kVecs cover.)
   const bool tiles =
       route != LocalCorrelationRoute::kPerQuery &&
       (a.scalar_type() == at::kHalf || a.scalar_type() == at::kBFloat16) &&
-      C % kStageChannels == 0 && C / 8 <= 32 * 4;
+      C % kStageChannels == 0;
   if (tile_routes != nullptr) {
     *tile_routes = at::zeros({2}, a.options().dtype(at::kInt));
   }
