@@ -146,10 +146,12 @@ Correspondences DecoderImpl::forward(const FeaturePyramid& f_q,
       torch::Tensor gp_posterior;
       {
         ScopedStage timed(stage + "gp");
-        GpImpl* gp = gps_[key]->as<GpImpl>();
-        gp_posterior = support_offset == 0
-                           ? gp->forward(fq, fs)
-                           : gp->ForwardRolled(fq, support_offset);
+        const int64_t half = support_offset;
+        const torch::Tensor support =
+            half == 0 ? fs
+                      : torch::cat({fq.narrow(0, half, fq.size(0) - half),
+                                    fq.narrow(0, 0, half)});
+        gp_posterior = gps_[key]->as<GpImpl>()->forward(fq, support);
       }
       TracePut(trace, name + "gp_posterior", gp_posterior);
       ScopedStage timed(stage + "transformer_decoder");

@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <stdexcept>
-#include <string>
 #include <vector>
 
 namespace l2m {
@@ -32,9 +31,7 @@ BlockCholeskyFactor BlockCholesky(const torch::Tensor& A, int64_t block) {
         "BlockCholesky: A must be square and block must divide n");
   }
   BlockCholeskyFactor factor;
-  // The steps write the lower block triangle; nothing reads the blocks
-  // above it (at 16 matrices of 1600², zeroing them took 0.26 ms, H100).
-  factor.L = torch::empty_like(A, torch::MemoryFormat::Contiguous);
+  factor.L = torch::zeros_like(A);
   factor.diagonal_inverse = torch::empty({B, k, block, block}, A.options());
   // The diagonal steps in one kernel where l2m's CUDA kernels take them.
   bool fused_diagonal = false;
@@ -174,10 +171,6 @@ int64_t FactorBlock(int64_t n) {
   return SolveBlock(n);
 }
 
-// Batches from this size on take BlockCholesky, which reads only A's lower
-// triangle (smaller ones cuSOLVER's potrf, one matrix at a time).
-constexpr int64_t kBlockCholeskyMinBatch = 3;
-
 // A⁻¹ f for SPD A (B, n, n) on CUDA, the fastest routes measured at
 // n = 1600 with 512 right-hand sides (docs/PERFORMANCE.md, sessions 5, 6
 // and 11; `l2m_kernel_bench`), all in a CUDA graph on an H100: a batch
@@ -193,7 +186,7 @@ torch::Tensor CholeskySolveCuda(const torch::Tensor& A,
     // follows (the block routes write into preallocated outputs).
     return torch::cholesky_solve(f, std::get<0>(at::linalg_cholesky_ex(A)));
   }
-  if (A.size(0) >= kBlockCholeskyMinBatch) {
+  if (A.size(0) > 2) {
     return BlockCholeskySolve(BlockCholesky(A, FactorBlock(A.size(1))), f);
   }
   std::vector<torch::Tensor> factors;
@@ -236,79 +229,6 @@ torch::Tensor DotsFloat(const torch::Tensor& a, const torch::Tensor& b) {
 #endif
   return torch::bmm(a, b.transpose(1, 2));
 }
-
-// One side's features for the kernel matrices on CUDA: tokens (B, h·w, C)
-// and their float32 norms. fused: CosKernelMatrixCuda takes the tokens
-// (fp16/bf16, rows contiguous: a view of channels-last features).
-struct CudaTokens {
-  torch::Tensor tokens;
-  torch::Tensor norms;
-  bool fused = false;
-
-  CudaTokens Narrow(int64_t start, int64_t length) const {
-    return {
-        tokens.narrow(0, start, length), norms.narrow(0, start, length), fused};
-  }
-};
-
-CudaTokens TokensCuda(const torch::Tensor& t_in) {
-  auto tokens = [](const torch::Tensor& t) {
-    return t.flatten(2).transpose(1, 2);
-  };
-  CudaTokens out;
-  const bool low = t_in.scalar_type() == torch::kHalf ||
-                   t_in.scalar_type() == torch::kBFloat16;
-  if (low) {
-    out.tokens = tokens(t_in);
-    if (!internal::CosKernelMatrixSupported(out.tokens) &&
-        t_in.size(1) % 64 == 0) {
-      out.tokens = out.tokens.contiguous();
-    }
-    if (internal::CosKernelMatrixSupported(out.tokens)) {
-      out.norms = internal::RowNormsCuda(out.tokens);
-      out.fused = true;
-      return out;
-    }
-    if (DotsTakeLowPrecision(t_in, t_in)) {
-      // The norms reduce over the channels of the (B, D, h·w) view: the
-      // same reduction over the tokens' strided rows took 0.57 ms at 16
-      // images (H100), 20× the bytes' time.
-      out.norms =
-          at::linalg_vector_norm(t_in.flatten(2), 2, {1}, false, torch::kFloat)
-              .contiguous();
-      return out;
-    }
-  }
-  out.tokens = tokens(t_in.to(torch::kFloat));
-  out.norms = out.tokens.norm(2, -1).contiguous();
-  return out;
-}
-
-// exp((cos_sim(a, b) − 1) / T) (+ sigma I) on CUDA: in one kernel where
-// CosKernelMatrixCuda takes the tokens, else a GEMM and one pass over its
-// output (CosKernelFromDotsCuda, bit-equal to CosKernel's passes). The
-// fp16/bf16 products are exact in float32, so either computes what the
-// reference's float32 GEMM on the widened features does, up to the order of
-// the sums (GpCuda tests), without widened copies. lower_only: only the lower
-// triangle need be written.
-torch::Tensor KernelMatrixCuda(const CudaTokens& a,
-                               const CudaTokens& b,
-                               double T,
-                               double sigma,
-                               bool lower_only) {
-  if (a.fused && b.fused) {
-    return internal::CosKernelMatrixCuda(
-        a.tokens, b.tokens, a.norms, b.norms, T, sigma, lower_only);
-  }
-  torch::Tensor at = a.tokens, bt = b.tokens;
-  if (at.scalar_type() != torch::kFloat && !DotsTakeLowPrecision(at, bt)) {
-    at = at.to(torch::kFloat);  // mixed sides: both widened
-    bt = bt.to(torch::kFloat);
-  }
-  torch::Tensor dots = DotsFloat(at, bt.to(at.scalar_type()));
-  internal::CosKernelFromDotsCuda(dots, a.norms, b.norms, T, sigma);
-  return dots;
-}
 #endif
 
 }  // namespace
@@ -319,57 +239,74 @@ GpImpl::GpImpl(const GpConfig& config) : config_(config) {
       torch::nn::Conv2d(torch::nn::Conv2dOptions(2, config.gp_dim, 1)));
 }
 
-torch::Tensor GpImpl::Basis(int64_t h,
-                            int64_t w,
-                            int64_t B,
-                            const torch::TensorOptions& opts) {
-  // The same for every image, so computed once and expanded over the batch
-  // (the reference convolves a batch of identical grids: 0.5 ms at 16
-  // images, H100).
-  auto coords = IdentityGrid(h, w, opts);
-  return torch::cos(8 * M_PI *
-                    pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
-                        .to(torch::kFloat))
-      .flatten(2)
-      .transpose(1, 2)
-      .expand({B, h * w, -1});
-}
-
 torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
                               const torch::Tensor& y_in) {
   AutocastOff fp32;
   const int64_t B = x_in.size(0), h1 = x_in.size(2), w1 = x_in.size(3);
   const int64_t h2 = y_in.size(2), w2 = y_in.size(3);
   const auto opts = x_in.options().dtype(torch::kFloat);
-  const torch::Tensor f = Basis(h2, w2, B, opts);  // b (h w) d
-#ifdef L2M_HAVE_CUDA_KERNELS
-  if (x_in.is_cuda() && !torch::GradMode::is_enabled()) {
-    // Inference on CUDA: the kernel matrices from the features as they are
-    // (KernelMatrixCuda), A's upper triangle skipped where the block
-    // factorisation reads only the lower one, and the Cholesky solve (the
-    // reference inverts K_yy; on CUDA the batched inverse is slow at 1600²,
-    // and the solve gives the same posterior within the parity tolerance,
-    // ModelParityGp).
-    const CudaTokens x = TokensCuda(x_in), y = TokensCuda(y_in);
-    const torch::Tensor A = KernelMatrixCuda(
-        y, y, config_.T, config_.sigma_noise, B >= kBlockCholeskyMinBatch);
-    const torch::Tensor K_xy = KernelMatrixCuda(x, y, config_.T, 0.0, false);
-    const torch::Tensor weights = CholeskySolveCuda(A, f);
-    // (B, gp_dim, h, w) as a channels-last view of μ (B, h·w, gp_dim), the
-    // layout the decoder's tokens read without a copy.
-    return torch::bmm(K_xy, weights).transpose(1, 2).reshape({B, -1, h1, w1});
-  }
-#endif
   auto tokens = [](const torch::Tensor& t) {
     return t.flatten(2).transpose(1, 2);
   };  // b (h w) d
-  const torch::Tensor x = tokens(x_in.to(torch::kFloat));
-  const torch::Tensor y = tokens(y_in.to(torch::kFloat));
-  const torch::Tensor A =
-      CosKernel(y, y, config_.T) +
-      config_.sigma_noise * torch::eye(h2 * w2, opts).unsqueeze(0);
-  const torch::Tensor K_xy = CosKernel(x, y, config_.T);
+  // Fourier basis of the support cells' positions: the same for every
+  // image, so computed once and expanded over the batch (the reference
+  // convolves a batch of identical grids: 0.5 ms at 16 images, H100).
+  auto coords = IdentityGrid(h2, w2, opts);
+  auto f =
+      tokens(torch::cos(8 * M_PI *
+                        pos_conv_(coords.to(pos_conv_->weight.scalar_type()))
+                            .to(torch::kFloat)))
+          .expand({B, h2 * w2, -1});
+  // fp16/bf16 features go into the CUDA kernel matrices as they are (see
+  // below); everything else widened to float32, as the reference does.
+  bool low = false;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  const bool cuda_inference = x_in.is_cuda() && !torch::GradMode::is_enabled();
+  low = cuda_inference && DotsTakeLowPrecision(x_in, y_in);
+#endif
+  const torch::Tensor x = tokens(low ? x_in : x_in.to(torch::kFloat));
+  const torch::Tensor y = tokens(low ? y_in : y_in.to(torch::kFloat));
+  torch::Tensor A, K_xy;
+#ifdef L2M_HAVE_CUDA_KERNELS
+  if (cuda_inference) {
+    // Inference on CUDA: each kernel matrix in one pass after its GEMM
+    // (CosKernelFromDotsCuda: bit-equal to CosKernel's passes, GpCuda test).
+    // The fp16/bf16 products are exact in float32, so a tensor-core GEMM
+    // accumulating in float32 computes what the reference's float32 GEMM on
+    // the widened features does, up to the order of the sums
+    // (GpCuda.LowPrecisionInputsMatchFloatRoute), without the widened
+    // copies. Their norms reduce over the channels of the (B, D, h·w) view:
+    // the same reduction over the tokens' strided rows took 0.57 ms at 16
+    // images (H100), 20× the bytes' time.
+    auto norms = [&](const torch::Tensor& t_in, const torch::Tensor& t) {
+      return low ? at::linalg_vector_norm(
+                       t_in.flatten(2), 2, {1}, false, torch::kFloat)
+                       .contiguous()
+                 : t.norm(2, -1).contiguous();
+    };
+    const torch::Tensor nx = norms(x_in, x), ny = norms(y_in, y);
+    auto kernel = [&](const torch::Tensor& a,
+                      const torch::Tensor& b,
+                      const torch::Tensor& na,
+                      const torch::Tensor& nb,
+                      double sigma) {
+      torch::Tensor dots = DotsFloat(a, b);
+      internal::CosKernelFromDotsCuda(dots, na, nb, config_.T, sigma);
+      return dots;
+    };
+    A = kernel(y, y, ny, ny, config_.sigma_noise);
+    K_xy = kernel(x, y, nx, ny, 0.0);
+  }
+#endif
+  if (!A.defined()) {
+    A = CosKernel(y, y, config_.T) +
+        config_.sigma_noise * torch::eye(h2 * w2, opts).unsqueeze(0);
+    K_xy = CosKernel(x, y, config_.T);
+  }
   torch::Tensor weights;
+  // The reference inverts K_yy; on CUDA the batched inverse (MAGMA) is slow
+  // at 1600² and a Cholesky solve gives the same posterior within the parity
+  // tolerance (ModelParityGp test), so CUDA always takes it.
   if (config_.use_cholesky || A.is_cuda()) {
     // linalg_cholesky_ex: no host-side error check, so no device sync (the
     // decoder can be captured in a CUDA graph); A = K + sigma I is positive
@@ -382,49 +319,6 @@ torch::Tensor GpImpl::forward(const torch::Tensor& x_in,
   }
   auto mu = torch::matmul(K_xy, weights);  // (B, h1·w1, D)
   return mu.transpose(1, 2).reshape({B, -1, h1, w1});
-}
-
-torch::Tensor GpImpl::ForwardRolled(const torch::Tensor& x_in,
-                                    int64_t support_offset) {
-  const int64_t B = x_in.size(0);
-  if (support_offset < 0 || (support_offset > 0 && support_offset >= B)) {
-    throw std::invalid_argument(
-        "Gp::ForwardRolled: support_offset " + std::to_string(support_offset) +
-        " is outside the batch of " + std::to_string(B));
-  }
-  if (support_offset == 0) return forward(x_in, x_in);
-#ifdef L2M_HAVE_CUDA_KERNELS
-  if (x_in.is_cuda() && !torch::GradMode::is_enabled() &&
-      2 * support_offset == B) {
-    AutocastOff fp32;
-    const int64_t half = support_offset, h = x_in.size(2), w = x_in.size(3);
-    const torch::Tensor f = Basis(h, w, B, x_in.options().dtype(torch::kFloat));
-    const CudaTokens x = TokensCuda(x_in);
-    // Every image's own support system, in x's order: image b then takes
-    // the weights of its support, b ± half.
-    const torch::Tensor A = KernelMatrixCuda(
-        x, x, config_.T, config_.sigma_noise, B >= kBlockCholeskyMinBatch);
-    const torch::Tensor weights = CholeskySolveCuda(A, f);
-    // G_b = K(x_b, x_{b+half}) for b < half; K(x_{b+half}, x_b) = G_bᵀ.
-    const torch::Tensor G = KernelMatrixCuda(
-        x.Narrow(0, half), x.Narrow(half, half), config_.T, 0.0, false);
-    torch::Tensor mu = torch::empty({B, h * w, f.size(2)}, f.options());
-    torch::Tensor first = mu.narrow(0, 0, half);
-    torch::Tensor second = mu.narrow(0, half, half);
-    // b < half: μ_b = G_b W_{b+half}; b ≥ half: μ_b = G_{b−half}ᵀ W_{b−half}.
-    at::bmm_out(first, G, weights.narrow(0, half, half));
-    at::bmm_out(second, G.transpose(1, 2), weights.narrow(0, 0, half));
-    // (B, gp_dim, h, w) as a channels-last view of μ, as forward returns it.
-    return mu.transpose(1, 2).reshape({B, -1, h, w});
-  }
-#endif
-  // Elsewhere the rolled support as a batch of its own (two copies in x's
-  // layout; a cat of channels-last halves took 0.39 ms at 16 images, H100).
-  const int64_t rest = B - support_offset;
-  torch::Tensor y = torch::empty_like(x_in);
-  y.narrow(0, 0, rest).copy_(x_in.narrow(0, support_offset, rest));
-  y.narrow(0, rest, support_offset).copy_(x_in.narrow(0, 0, support_offset));
-  return forward(x_in, y);
 }
 
 }  // namespace l2m

@@ -21,20 +21,7 @@ class GpImpl : public torch::nn::Module {
   // (B, gp_dim, h1, w1).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& y);
 
-  // The same with the support batch rolled from x: the support of image b
-  // is x[(b + support_offset) mod B] (the decoder's symmetric batch, whose
-  // second half matches the first), without materialising it. On CUDA at
-  // inference, when the offset is B / 2, the cross kernel matrices of the
-  // two halves are each other's transposes, so only one is computed.
-  torch::Tensor ForwardRolled(const torch::Tensor& x, int64_t support_offset);
-
  private:
-  // The Fourier basis f (B, h·w, gp_dim) of an h × w support grid.
-  torch::Tensor Basis(int64_t h,
-                      int64_t w,
-                      int64_t B,
-                      const torch::TensorOptions& opts);
-
   GpConfig config_;
   torch::nn::Conv2d pos_conv_{nullptr};
 };
@@ -52,9 +39,7 @@ TORCH_MODULE(Gp);
 // the block solves below: they write into preallocated outputs, which
 // autograd does not follow (the GP takes cholesky_solve with gradients).
 struct BlockCholeskyFactor {
-  // (B, n, n): the lower block triangle, zero above the diagonal inside the
-  // diagonal blocks; the blocks above those are not written.
-  torch::Tensor L;
+  torch::Tensor L;                 // (B, n, n), zero above the diagonal
   torch::Tensor diagonal_inverse;  // (B, n / block, block, block)
 };
 BlockCholeskyFactor BlockCholesky(const torch::Tensor& A, int64_t block);

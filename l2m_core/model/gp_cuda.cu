@@ -1,5 +1,4 @@
 #include "l2m_core/model/gp_cuda.h"
-#include "l2m_core/model/storage_dtype_cuda.cuh"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -11,19 +10,6 @@
 namespace l2m {
 namespace internal {
 namespace {
-
-// exp((dot / (na · nb + 1e-6) − 1) · (1/T)): each op rounded as LibTorch
-// rounds CosKernel's passes (no contractions; division by the scalar T as
-// multiplication by its float reciprocal, as LibTorch's CUDA division by a
-// CPU scalar).
-__device__ __forceinline__ float CosKernelValue(float dot,
-                                                float na,
-                                                float nb,
-                                                float inv_T) {
-  const float denom = __fadd_rn(__fmul_rn(na, nb), 1e-6f);
-  const float c = __fdiv_rn(dot, denom);
-  return expf(__fmul_rn(__fsub_rn(c, 1.0f), inv_T));
-}
 
 // A block per chunk of one (b, i) row: blockIdx.x = b · N + i; a thread
 // kV consecutive columns j (4 where M allows: one element a thread kept too
@@ -54,7 +40,11 @@ __global__ void CosKernelFromDotsKernel(float* __restrict__ dots,
   const float nxi = nx[row];
 #pragma unroll
   for (int v = 0; v < kV; ++v) {
-    float k = CosKernelValue(d[v], nxi, n[v], inv_T);
+    // (nx ⊗ ny) + eps, dots / that, − 1, × (1/T), exp, + sigma·I: each op
+    // rounded as LibTorch rounds it (no contractions).
+    const float denom = __fadd_rn(__fmul_rn(nxi, n[v]), 1e-6f);
+    const float c = __fdiv_rn(d[v], denom);
+    float k = expf(__fmul_rn(__fsub_rn(c, 1.0f), inv_T));
     if (sigma != 0.f) {
       k = __fadd_rn(k, static_cast<unsigned>(j0 + v) == i ? sigma : 0.f);
     }
@@ -65,198 +55,6 @@ __global__ void CosKernelFromDotsKernel(float* __restrict__ dots,
   } else {
     out[0] = d[0];
   }
-}
-
-// CosKernelMatrixKernel: a block computes a 128 × 128 tile of x · yᵀ on the
-// tensor cores (mma.sync m16n8k16, fp32 accumulation of the exact fp16/bf16
-// products), 64 channels a stage through a three-stage cp.async pipeline,
-// then applies CosKernelValue to its accumulators and writes the tile: the
-// dot products never go to memory. Eight warps of 64 × 32 outputs each.
-constexpr int kKmTile = 128;
-constexpr int kKmK = 64;
-constexpr int kKmStages = 3;
-constexpr int kKmThreads = 256;
-constexpr int kKmStageElements = 2 * kKmTile * kKmK;  // x's and y's rows
-constexpr size_t kKmSharedBytes =
-    static_cast<size_t>(kKmStages) * kKmStageElements * 2;  // 96 KB
-
-// Element offset of (row, 16-byte chunk) in a [128][64] tile whose chunks
-// are XOR-swizzled by row, so the eight rows an ldmatrix reads at one
-// logical chunk sit on distinct banks.
-__device__ __forceinline__ int KmSwizzled(int row, int chunk) {
-  return row * kKmK + ((chunk ^ (row & 7)) << 3);
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kKmThreads, 2)
-    CosKernelMatrixKernel(const T* __restrict__ x,
-                          long long x_batch,
-                          const T* __restrict__ y,
-                          long long y_batch,
-                          const float* __restrict__ nx,
-                          const float* __restrict__ ny,
-                          float* __restrict__ out,
-                          int N,
-                          int M,
-                          int D,
-                          float inv_T,
-                          float sigma,
-                          bool lower_only) {
-  const int b = blockIdx.z;
-  const int i0 = blockIdx.y * kKmTile, j0 = blockIdx.x * kKmTile;
-  // Tiles wholly above the diagonal, where the caller reads only the lower
-  // triangle.
-  if (lower_only && j0 > i0 + kKmTile - 1) return;
-  extern __shared__ __align__(128) unsigned char km_smem[];
-  T* smem = reinterpret_cast<T*>(km_smem);
-  const T* xb = x + b * x_batch;
-  const T* yb = y + b * y_batch;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int wm = warp / 4, wn = warp % 4;  // rows wm · 64, columns wn · 32
-
-  // A stage: 128 rows of x and of y, 8 chunks of 8 channels each; a thread
-  // copies 4 chunks of each (rows past the matrix are zero-filled).
-  auto load_stage = [&](int stage, int k0) {
-    T* xs = smem + stage * kKmStageElements;
-    T* ys = xs + kKmTile * kKmK;
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int c = tid + kKmThreads * q;
-      const int row = c >> 3, chunk = c & 7;
-      const int i = i0 + row, j = j0 + row;
-      CopyAsync16(
-          xs + KmSwizzled(row, chunk),
-          xb + static_cast<long long>(i < N ? i : 0) * D + k0 + chunk * 8,
-          i < N);
-      CopyAsync16(
-          ys + KmSwizzled(row, chunk),
-          yb + static_cast<long long>(j < M ? j : 0) * D + k0 + chunk * 8,
-          j < M);
-    }
-  };
-
-  float acc[4][4][4];
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi) {
-#pragma unroll
-    for (int nj = 0; nj < 4; ++nj) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0.f;
-    }
-  }
-  const int steps = D / kKmK;
-#pragma unroll
-  for (int s = 0; s < kKmStages - 1; ++s) {
-    if (s < steps) load_stage(s, s * kKmK);
-    CopyAsyncCommit();
-  }
-  for (int step = 0; step < steps; ++step) {
-    // This step's stage is in; every warp is done with the stage the next
-    // copies overwrite (read in the previous step).
-    CopyAsyncWait<kKmStages - 2>();
-    __syncthreads();
-    const int next = step + kKmStages - 1;
-    if (next < steps) load_stage(next % kKmStages, next * kKmK);
-    CopyAsyncCommit();
-    const T* xs = smem + (step % kKmStages) * kKmStageElements;
-    const T* ys = xs + kKmTile * kKmK;
-#pragma unroll
-    for (int kk = 0; kk < kKmK / 16; ++kk) {
-      unsigned a[4][4], bq[2][4];
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
-        LoadMatrixX4(
-            a[mi],
-            xs + KmSwizzled(wm * 64 + mi * 16 + lane % 16, kk * 2 + lane / 16));
-      }
-      // Matrices (n 0–7, k 0–7), (n 0–7, k 8–15), (n 8–15, k 0–7),
-      // (n 8–15, k 8–15) of a 16-column half: b0, b1 of its two n8 tiles.
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        LoadMatrixX4(
-            bq[h],
-            ys + KmSwizzled(wn * 32 + h * 16 + lane % 8 + lane / 16 * 8,
-                            kk * 2 + (lane / 8) % 2));
-      }
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
-#pragma unroll
-        for (int nj = 0; nj < 4; ++nj) {
-          Mma16816(acc[mi][nj],
-                   a[mi],
-                   bq[nj / 2][(nj % 2) * 2],
-                   bq[nj / 2][(nj % 2) * 2 + 1],
-                   T());
-        }
-      }
-    }
-  }
-
-  // A lane holds columns 2t, 2t + 1 of rows g and g + 8 of each 16 × 8 tile.
-  const int g = lane / 4, t = lane % 4;
-  float* ob = out + static_cast<long long>(b) * N * M;
-  const float* nxb = nx + static_cast<long long>(b) * N;
-  const float* nyb = ny + static_cast<long long>(b) * M;
-  const bool pairs = (M % 2) == 0;  // float2 stores stay 8-byte aligned
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int i = i0 + wm * 64 + mi * 16 + g + 8 * r;
-      if (i >= N) continue;
-      const float na = __ldg(nxb + i);
-      float* orow = ob + static_cast<long long>(i) * M;
-#pragma unroll
-      for (int nj = 0; nj < 4; ++nj) {
-        const int j = j0 + wn * 32 + nj * 8 + 2 * t;
-        if (j >= M) continue;
-        float v0 =
-            CosKernelValue(acc[mi][nj][2 * r], na, __ldg(nyb + j), inv_T);
-        if (sigma != 0.f && j == i) v0 = __fadd_rn(v0, sigma);
-        if (j + 1 < M) {
-          float v1 = CosKernelValue(
-              acc[mi][nj][2 * r + 1], na, __ldg(nyb + j + 1), inv_T);
-          if (sigma != 0.f && j + 1 == i) v1 = __fadd_rn(v1, sigma);
-          if (pairs) {
-            *reinterpret_cast<float2*>(orow + j) = make_float2(v0, v1);
-          } else {
-            orow[j] = v0;
-            orow[j + 1] = v1;
-          }
-        } else {
-          orow[j] = v0;
-        }
-      }
-    }
-  }
-}
-
-// ||x[b, i, :]||₂ in float32: a warp a row, 8 channels a lane a load.
-template <typename T>
-__global__ void RowNormsKernel(const T* __restrict__ x,
-                               long long batch_stride,
-                               int N,
-                               int D,
-                               int rows,
-                               float* __restrict__ out) {
-  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  const T* r =
-      x + (row / N) * batch_stride + static_cast<long long>(row % N) * D;
-  float s = 0.f;
-  for (int c = lane * 8; c < D; c += 32 * 8) {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(r + c));
-    const T* e = reinterpret_cast<const T*>(&v);
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-      const float f = static_cast<float>(e[u]);
-      s = fmaf(f, f, s);
-    }
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) out[row] = sqrtf(s);
 }
 
 // Blocked right-looking Cholesky of the lower triangle in shared memory S,
@@ -534,133 +332,6 @@ void CosKernelFromDotsCuda(at::Tensor& dots,
   TORCH_CHECK(error == cudaSuccess,
               "CosKernelFromDotsCuda: ",
               cudaGetErrorString(error));
-}
-
-bool CosKernelMatrixSupported(const at::Tensor& x) {
-  return x.is_cuda() && x.dim() == 3 &&
-         (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16) &&
-         x.size(2) > 0 && x.size(2) % kKmK == 0 && x.stride(2) == 1 &&
-         (x.size(1) <= 1 || x.stride(1) == x.size(2)) &&
-         (x.size(0) <= 1 || x.stride(0) % 8 == 0) &&
-         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
-         x.size(1) < (int64_t{1} << 30);
-}
-
-at::Tensor RowNormsCuda(const at::Tensor& x) {
-  TORCH_CHECK(CosKernelMatrixSupported(x),
-              "RowNormsCuda: x must be a fp16/bf16 CUDA tensor (B, N, D) "
-              "with contiguous, 16-byte aligned rows and D a multiple of ",
-              kKmK,
-              ", got ",
-              x.sizes(),
-              " with strides ",
-              x.strides());
-  const int64_t B = x.size(0), N = x.size(1), D = x.size(2);
-  at::Tensor out = at::empty({B, N}, x.options().dtype(at::kFloat));
-  const int64_t rows = B * N;
-  if (rows == 0) return out;
-  TORCH_CHECK(rows < (int64_t{1} << 31), "RowNormsCuda: too many rows");
-  const c10::cuda::CUDAGuard guard(x.device());
-  constexpr int kThreads = 256;
-  const unsigned blocks =
-      static_cast<unsigned>((rows + kThreads / 32 - 1) / (kThreads / 32));
-  ForStorageDtype(x, [&](auto tag) {
-    using T = decltype(tag);
-    RowNormsKernel<T>
-        <<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-            reinterpret_cast<const T*>(x.data_ptr()),
-            B > 1 ? x.stride(0) : 0,
-            static_cast<int>(N),
-            static_cast<int>(D),
-            static_cast<int>(rows),
-            out.data_ptr<float>());
-  });
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(
-      error == cudaSuccess, "RowNormsCuda: ", cudaGetErrorString(error));
-  return out;
-}
-
-at::Tensor CosKernelMatrixCuda(const at::Tensor& x,
-                               const at::Tensor& y,
-                               const at::Tensor& nx,
-                               const at::Tensor& ny,
-                               double T,
-                               double sigma,
-                               bool lower_only) {
-  for (const auto* t : {&x, &y}) {
-    TORCH_CHECK(CosKernelMatrixSupported(*t),
-                "CosKernelMatrixCuda: x and y must be fp16/bf16 CUDA tensors "
-                "(B, N, D) with contiguous, 16-byte aligned rows and D a "
-                "multiple of ",
-                kKmK,
-                ", got ",
-                t->sizes(),
-                " with strides ",
-                t->strides());
-  }
-  const int64_t B = x.size(0), N = x.size(1), M = y.size(1), D = x.size(2);
-  TORCH_CHECK(y.size(0) == B && y.size(2) == D &&
-                  y.scalar_type() == x.scalar_type() &&
-                  y.device() == x.device(),
-              "CosKernelMatrixCuda: y ",
-              y.sizes(),
-              " does not match x ",
-              x.sizes());
-  TORCH_CHECK(nx.device() == x.device() && nx.scalar_type() == at::kFloat &&
-                  nx.is_contiguous() && nx.sizes() == at::IntArrayRef({B, N}),
-              "CosKernelMatrixCuda: nx must be a contiguous float32 (B, N) "
-              "tensor on x's device");
-  TORCH_CHECK(ny.device() == x.device() && ny.scalar_type() == at::kFloat &&
-                  ny.is_contiguous() && ny.sizes() == at::IntArrayRef({B, M}),
-              "CosKernelMatrixCuda: ny must be a contiguous float32 (B, M) "
-              "tensor on x's device");
-  TORCH_CHECK(!lower_only || N == M,
-              "CosKernelMatrixCuda: lower_only needs a square matrix");
-  TORCH_CHECK(B <= 65535 && N < (int64_t{1} << 30) && M < (int64_t{1} << 30),
-              "CosKernelMatrixCuda: ",
-              x.sizes(),
-              " and ",
-              y.sizes(),
-              " are too large");
-  at::Tensor out = at::empty({B, N, M}, x.options().dtype(at::kFloat));
-  if (out.numel() == 0) return out;
-  const c10::cuda::CUDAGuard guard(x.device());
-  const float inv_T = 1.0f / static_cast<float>(T);
-  ForStorageDtype(x, [&](auto tag) {
-    using T_ = decltype(tag);
-    auto kernel = CosKernelMatrixKernel<T_>;
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kKmSharedBytes));
-    TORCH_CHECK(
-        e == cudaSuccess, "CosKernelMatrixCuda: ", cudaGetErrorString(e));
-    const dim3 grid(static_cast<unsigned>((M + kKmTile - 1) / kKmTile),
-                    static_cast<unsigned>((N + kKmTile - 1) / kKmTile),
-                    static_cast<unsigned>(B));
-    kernel<<<grid,
-             kKmThreads,
-             kKmSharedBytes,
-             c10::cuda::getCurrentCUDAStream()>>>(
-        reinterpret_cast<const T_*>(x.data_ptr()),
-        B > 1 ? x.stride(0) : 0,
-        reinterpret_cast<const T_*>(y.data_ptr()),
-        B > 1 ? y.stride(0) : 0,
-        nx.data_ptr<float>(),
-        ny.data_ptr<float>(),
-        out.data_ptr<float>(),
-        static_cast<int>(N),
-        static_cast<int>(M),
-        static_cast<int>(D),
-        inv_T,
-        static_cast<float>(sigma),
-        lower_only);
-  });
-  const cudaError_t error = cudaGetLastError();
-  TORCH_CHECK(
-      error == cudaSuccess, "CosKernelMatrixCuda: ", cudaGetErrorString(error));
-  return out;
 }
 
 void CholeskyInverseBlockCuda(const at::Tensor& c,

@@ -20,34 +20,6 @@ void CosKernelFromDotsCuda(at::Tensor& dots,
                            double T,
                            double sigma);
 
-// The GP's kernel matrix straight from fp16/bf16 features, in one kernel:
-//   out[b, i, j] = exp((x_i · y_j / (nx[b, i] · ny[b, j] + 1e-6) − 1) / T)
-//                  (+ sigma where i == j, when sigma != 0)
-// The dot products are tensor-core GEMM tiles (fp32 accumulation of the
-// exact fp16/bf16 products: the reference's float32 dot products of the
-// widened features up to the order of the sums), and CosKernelFromDotsCuda's
-// per-element ops run on the accumulators, so the (B, N, M) dots never go to
-// memory and back. lower_only (square matrices): tiles wholly above the
-// diagonal are skipped and left unwritten, for callers that read only the
-// lower triangle (BlockCholesky). x (B, N, D), y (B, M, D) of one dtype
-// with CosKernelMatrixSupported; nx (B, N), ny (B, M) contiguous float32.
-// Returns (B, N, M) float32.
-at::Tensor CosKernelMatrixCuda(const at::Tensor& x,
-                               const at::Tensor& y,
-                               const at::Tensor& nx,
-                               const at::Tensor& ny,
-                               double T,
-                               double sigma,
-                               bool lower_only);
-
-// Whether CosKernelMatrixCuda and RowNormsCuda take x: fp16/bf16 CUDA
-// (B, N, D) with contiguous 16-byte-aligned rows, D a multiple of 64.
-bool CosKernelMatrixSupported(const at::Tensor& x);
-
-// ||x[b, i, :]||₂ (B, N) in float32 for x as CosKernelMatrixSupported takes
-// it (sums in another order than LibTorch's norm: within float32 rounding).
-at::Tensor RowNormsCuda(const at::Tensor& x);
-
 // The largest diagonal block CholeskyInverseBlockCuda takes (its factor and
 // inverse both fit in one SM's shared memory).
 constexpr int64_t kCholeskyInverseMaxBlock = 160;

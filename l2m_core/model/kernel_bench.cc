@@ -7,7 +7,6 @@
 // Usage: l2m_kernel_bench [pairs=8] [repeats=20] [only: blocks|gp|lc]
 
 #include "l2m_core/model/gp.h"
-#include "l2m_core/model/gp_cuda.h"
 #include "l2m_core/model/local_correlation_cuda.h"
 #include "l2m_core/model/refiner_block_cuda.h"
 
@@ -15,7 +14,6 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -82,48 +80,6 @@ double GraphMs(int repeats, const std::function<void()>& fn) {
     graph.capture_end();
   }
   return MedianMs(repeats, [&] { graph.replay(); });
-}
-
-// The GP's kernel matrices at the batch's shape (2·pairs images of 1600
-// fp16 tokens of 512 channels): CosKernelMatrixCuda (full, lower triangle)
-// against the GEMM + CosKernelFromDotsCuda route, on N(0, s²) features.
-void BenchKernelMatrix(int pairs, int repeats) {
-  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  const int64_t B = 2 * pairs, n = 1600, D = 512;
-  for (const double s : {1.0, 100.0}) {
-    torch::manual_seed(3);
-    const at::Tensor x = (s * torch::randn({B, n, D}, cuda)).to(torch::kHalf);
-    const at::Tensor nx = l2m::internal::RowNormsCuda(x);
-    at::Tensor k;
-    auto report = [&](const char* route, double ms) {
-      std::printf(
-          "kernel matrix %2ld x %ld² (scale %5.1f) %-12s %7.3f ms  sum %.6e\n",
-          static_cast<long>(B),
-          static_cast<long>(n),
-          s,
-          route,
-          ms,
-          torch::tril(k).sum().item<double>());
-    };
-    report("norms",
-           GraphMs(repeats, [&] { k = l2m::internal::RowNormsCuda(x); }));
-    report("one kernel", GraphMs(repeats, [&] {
-             k = l2m::internal::CosKernelMatrixCuda(
-                 x, x, nx, nx, 0.2, 0.1, false);
-           }));
-    report("lower only", GraphMs(repeats, [&] {
-             k = l2m::internal::CosKernelMatrixCuda(
-                 x, x, nx, nx, 0.2, 0.1, true);
-           }));
-#if TORCH_VERSION_MAJOR > 2 || \
-    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
-    // The route before: a cuBLAS GEMM with float32 output, then one pass.
-    report("gemm + pass", GraphMs(repeats, [&] {
-             k = at::bmm(x, x.transpose(1, 2), torch::kFloat);
-             l2m::internal::CosKernelFromDotsCuda(k, nx, nx, 0.2, 0.1);
-           }));
-#endif
-  }
 }
 
 // The GP's A⁻¹ f (512 basis functions) for the two matrices of one pair and
@@ -257,8 +213,7 @@ int main(int argc, char** argv) {
   const int pairs = argc > 1 ? std::atoi(argv[1]) : 8;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 20;
   const std::string only = argc > 3 ? argv[3] : "";
-  if (!only.empty() && only != "blocks" && only != "gp" && only != "lc" &&
-      only != "km") {
+  if (!only.empty() && only != "blocks" && only != "gp" && only != "lc") {
     std::fprintf(
         stderr,
         "l2m_kernel_bench: the third argument is blocks, gp or lc, got "
@@ -299,7 +254,6 @@ int main(int argc, char** argv) {
                 sum);
   }
   if (only.empty() || only == "gp") BenchGpSolve(pairs, repeats);
-  if (only.empty() || only == "km") BenchKernelMatrix(pairs, repeats);
   if (only.empty() || only == "lc") BenchLocalCorrelation(pairs, repeats);
   return 0;
 }

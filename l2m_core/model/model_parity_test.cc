@@ -351,8 +351,7 @@ TEST(ModelParityGp, BlockCholeskySolveMatchesCholeskySolve) {
 }
 
 // The left-looking block factorisation gives cuSOLVER/LAPACK's factor within
-// fp32 rounding in its lower block triangle (zero above the diagonal inside
-// the diagonal blocks), and the diagonal blocks' inverses;
+// fp32 rounding, zero above the diagonal, and the diagonal blocks' inverses;
 // the solve from it matches the one from L alone.
 TEST(ModelParityGp, BlockCholeskyMatchesCholesky) {
   L2M_REQUIRE_DEVICE();
@@ -371,23 +370,15 @@ TEST(ModelParityGp, BlockCholeskyMatchesCholesky) {
   for (const int64_t block :
        {int64_t{100}, int64_t{160}, int64_t{200}, int64_t{320}, n}) {
     const BlockCholeskyFactor factor = BlockCholesky(A, block);
-    // The lower block triangle; the blocks above the diagonal blocks are
-    // not written.
-    const torch::Tensor written = torch::ones({n / block, n / block}, opts)
-                                      .tril()
-                                      .repeat_interleave(block, 0)
-                                      .repeat_interleave(block, 1)
-                                      .to(torch::kBool);
-    const torch::Tensor L =
-        torch::where(written, factor.L, torch::zeros_like(factor.L));
-    const double err = (L.to(torch::kDouble) - ref).abs().max().item<double>();
+    const double err =
+        (factor.L.to(torch::kDouble) - ref).abs().max().item<double>();
     std::printf(
         "[gp] factor block %ld: max err %.2e (linalg_cholesky fp32 %.2e)\n",
         static_cast<long>(block),
         err,
         fp32_err);
     EXPECT_LE(err, 10 * fp32_err + 1e-6) << "block " << block;
-    EXPECT_EQ(torch::triu(L, 1).abs().max().item<float>(), 0.f);
+    EXPECT_EQ(torch::triu(factor.L, 1).abs().max().item<float>(), 0.f);
     ASSERT_EQ(factor.diagonal_inverse.sizes(),
               torch::IntArrayRef({3, n / block, block, block}));
     for (int64_t i = 0; i < n / block; ++i) {
@@ -1199,156 +1190,6 @@ TEST(GpCuda, LowPrecisionInputsMatchFloatRoute) {
         scale);
     EXPECT_LE(route, 4 * order + 1e-6 * scale) << dtype;
   }
-}
-
-// The kernel matrix in one kernel (tensor-core dot products, the per-element
-// ops on the accumulators) against float64 over the same fp16/bf16 inputs,
-// no further from it than the GEMM + CosKernelFromDotsCuda route on the
-// widened inputs (another order of the float32 sums), within a factor of 4.
-// Odd sizes (partial tiles, odd rows: scalar stores), a batch view at an
-// offset, sigma on the diagonal, and the lower triangle alone.
-TEST(GpCuda, KernelMatrixInOneKernelMatchesGemmRoute) {
-  L2M_REQUIRE_DEVICE();
-  torch::manual_seed(11);
-  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
-  struct Case {
-    int64_t B, N, M, D;
-    double sigma;
-  };
-  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
-    for (const Case& c : {Case{2, 300, 201, 64, 0.0},
-                          Case{3, 257, 257, 512, 0.1},
-                          Case{2, 130, 128, 128, 0.0}}) {
-      // (B + 1) images, the last B taken: a view at a batch offset.
-      const torch::Tensor xa =
-          torch::randn({c.B + 1, c.N, c.D}, cuda).to(dtype).narrow(0, 1, c.B);
-      const torch::Tensor y =
-          c.N == c.M ? xa : torch::randn({c.B, c.M, c.D}, cuda).to(dtype);
-      ASSERT_TRUE(internal::CosKernelMatrixSupported(xa));
-      const torch::Tensor nx = internal::RowNormsCuda(xa);
-      const torch::Tensor ny = internal::RowNormsCuda(y);
-      const torch::Tensor nx64 = xa.to(torch::kDouble).norm(2, -1);
-      const torch::Tensor nx32 = xa.to(torch::kFloat).norm(2, -1);
-      EXPECT_LE(
-          (nx.to(torch::kDouble) - nx64).abs().max().item<double>(),
-          4 * (nx32.to(torch::kDouble) - nx64).abs().max().item<double>() +
-              1e-6 * nx64.abs().max().item<double>());
-      const torch::Tensor k =
-          internal::CosKernelMatrixCuda(xa, y, nx, ny, 0.2, c.sigma, false);
-      torch::Tensor gemm =
-          torch::bmm(xa.to(torch::kFloat), y.to(torch::kFloat).transpose(1, 2));
-      internal::CosKernelFromDotsCuda(gemm, nx, ny, 0.2, c.sigma);
-      // Float64 with the float32 norms both routes take, so the comparison
-      // is of the dot products and the per-element ops.
-      torch::Tensor exact =
-          torch::exp((torch::bmm(xa.to(torch::kDouble),
-                                 y.to(torch::kDouble).transpose(1, 2)) /
-                          (nx.to(torch::kDouble).unsqueeze(-1) *
-                               ny.to(torch::kDouble).unsqueeze(1) +
-                           1e-6) -
-                      1.0) /
-                     0.2);
-      if (c.sigma != 0) {
-        exact = exact + c.sigma * torch::eye(c.N, cuda.dtype(torch::kDouble));
-      }
-      const double err =
-          (k.to(torch::kDouble) - exact).abs().max().item<double>();
-      const double ref =
-          (gemm.to(torch::kDouble) - exact).abs().max().item<double>();
-      std::printf(
-          "[gp kernel matrix %s %ldx%ldx%ld] one kernel %.3e, GEMM "
-          "route %.3e\n",
-          dtype == torch::kHalf ? "fp16" : "bf16",
-          static_cast<long>(c.N),
-          static_cast<long>(c.M),
-          static_cast<long>(c.D),
-          err,
-          ref);
-      EXPECT_LE(err, 4 * ref + 1e-7) << c.N << "x" << c.M << "x" << c.D;
-      if (c.N == c.M) {
-        const torch::Tensor lower =
-            internal::CosKernelMatrixCuda(xa, y, nx, ny, 0.2, c.sigma, true);
-        EXPECT_TRUE(torch::equal(torch::tril(lower), torch::tril(k)));
-      }
-    }
-  }
-  // Refused: channels not a multiple of 64, rows not contiguous, fp32.
-  const torch::Tensor narrow = torch::randn({1, 8, 48}, cuda).to(torch::kHalf);
-  const torch::Tensor strided =
-      torch::randn({1, 64, 8}, cuda).to(torch::kHalf).transpose(1, 2);
-  const torch::Tensor wide = torch::randn({1, 8, 64}, cuda);
-  for (const auto& t : {narrow, strided, wide}) {
-    EXPECT_FALSE(internal::CosKernelMatrixSupported(t));
-    const torch::Tensor n = torch::ones({1, t.size(1)}, cuda);
-    EXPECT_THROW(internal::CosKernelMatrixCuda(t, t, n, n, 0.2, 0.0, false),
-                 c10::Error);
-  }
-}
-
-// The decoder's symmetric batch: ForwardRolled (one cross kernel matrix for
-// both halves, its transpose for the second) against forward with the
-// rolled support materialised, as close as the float route on the GPU is to
-// the CPU's (within a factor of 4). Two images (cuSOLVER route) and four
-// (block route, A's upper triangle skipped); fp16, bf16 and float32
-// features, channels-last and not; on the CPU the two are the same ops.
-TEST(GpCuda, RolledSupportMatchesMaterialisedSupport) {
-  L2M_REQUIRE_DEVICE();
-  torch::manual_seed(12);
-  GpConfig config;
-  config.gp_dim = 32;
-  config.use_cholesky = true;
-  Gp gp(config);
-  gp->eval();
-  Gp gp_cpu(config);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : gp_cpu->named_parameters()) {
-      p.value().copy_(gp->named_parameters()[p.key()]);
-    }
-  }
-  gp->to(Device());
-  torch::NoGradGuard no_grad;
-  auto roll = [](const torch::Tensor& x, int64_t offset) {
-    return torch::cat(
-        {x.narrow(0, offset, x.size(0) - offset), x.narrow(0, 0, offset)});
-  };
-  for (const int64_t B : {int64_t{2}, int64_t{4}}) {
-    for (const auto dtype : {torch::kHalf, torch::kBFloat16, torch::kFloat}) {
-      for (const bool channels_last : {true, false}) {
-        torch::Tensor x = torch::randn({B, 64, 12, 16}, Device()).to(dtype);
-        if (channels_last) {
-          x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-        }
-        const torch::Tensor rolled = gp->ForwardRolled(x, B / 2);
-        const torch::Tensor materialised = gp(x, roll(x, B / 2));
-        const torch::Tensor xf = x.to(torch::kFloat).cpu();
-        const torch::Tensor cpu = gp_cpu(xf, roll(xf, B / 2));
-        ASSERT_EQ(rolled.sizes(), materialised.sizes());
-        const double route = (rolled - materialised).abs().max().item<double>();
-        const double order =
-            (cpu - materialised.cpu()).abs().max().item<double>();
-        const double scale = materialised.abs().max().item<double>();
-        std::printf(
-            "[gp rolled B=%ld %s%s] max|rolled - materialised| %.3e, "
-            "max|cpu - gpu| %.3e (max|mu| %.3e)\n",
-            static_cast<long>(B),
-            dtype == torch::kHalf       ? "fp16"
-            : dtype == torch::kBFloat16 ? "bf16"
-                                        : "fp32",
-            channels_last ? " channels-last" : "",
-            route,
-            order,
-            scale);
-        EXPECT_LE(route, 4 * order + 1e-6 * scale) << B << " " << dtype;
-      }
-    }
-    const torch::Tensor xc = torch::randn({B, 64, 6, 5});
-    EXPECT_TRUE(
-        torch::equal(gp_cpu->ForwardRolled(xc, 1), gp_cpu(xc, roll(xc, 1))));
-  }
-  const torch::Tensor x = torch::randn({2, 64, 6, 5}, Device());
-  EXPECT_THROW(gp->ForwardRolled(x, 2), std::invalid_argument);
-  EXPECT_THROW(gp->ForwardRolled(x, -1), std::invalid_argument);
 }
 
 // One diagonal step: the factor and its inverse of blocks of every size up
