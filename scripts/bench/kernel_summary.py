@@ -6,6 +6,13 @@ Each kernel is attributed to the innermost l2m stage scope (ScopedStage:
 launched (matched through the launch's correlation id), so the table says
 where the GPU time goes without synchronising the device at each stage.
 
+Kernels of different streams run at the same time (the fine VGG runs on a
+side stream beside the coarse decoder), and a kernel that shares the GPU
+takes longer than it would alone, so kernel durations overstate a stage. The
+"span" column splits every moment of the trace between the kernels running
+then, in equal parts: it sums to the time the GPU was busy at all, and is
+what a stage adds to the batch's wall time.
+
 Usage: kernel_summary.py TRACE.json [--top N] [--per_stage N] [--ops STAGE ...]
 
 --ops STAGE: for the kernels of that stage, the chain of CPU ops (outer to
@@ -24,6 +31,30 @@ import sys
 def short(name, width=90):
     name = name.replace("void ", "")
     return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def span_shares(intervals):
+    """Splits each moment equally between the intervals (start, end) open
+    then; returns each interval's share, in the intervals' time unit."""
+    points = []
+    for i, (t0, t1) in enumerate(intervals):
+        points.append((t0, 1, i))
+        points.append((t1, 0, i))  # ends sort before starts at equal times
+    points.sort()
+    shares = [0.0] * len(intervals)
+    active = set()
+    last = None
+    for t, is_start, i in points:
+        if active and t > last:
+            part = (t - last) / len(active)
+            for j in active:
+                shares[j] += part
+        last = t
+        if is_start:
+            active.add(i)
+        else:
+            active.discard(i)
+    return shares
 
 
 def main():
@@ -74,31 +105,40 @@ def main():
             i -= 1
         return "(outside any stage)"
 
+    shares = span_shares([(k["ts"], k["ts"] + k["dur"]) for k in kernels])
     by_stage = collections.defaultdict(float)
+    span_stage = collections.defaultdict(float)
     count_stage = collections.Counter()
     by_kernel = collections.defaultdict(float)
     count_kernel = collections.Counter()
     stage_kernels = collections.defaultdict(lambda: collections.defaultdict(float))
-    for k in kernels:
+    for k, share in zip(kernels, shares):
         corr = k.get("args", {}).get("correlation")
         t = launches.get(corr)
         stage = stage_at(t) if t is not None else "(no launch record)"
         ms = k["dur"] / 1000.0
         by_stage[stage] += ms
+        span_stage[stage] += share / 1000.0
         count_stage[stage] += 1
         by_kernel[k["name"]] += ms
         count_kernel[k["name"]] += 1
         stage_kernels[stage][k["name"]] += ms
 
     busy = sum(by_stage.values())
+    covered = sum(span_stage.values())
     t0 = min(k["ts"] for k in kernels)
     t1 = max(k["ts"] + k["dur"] for k in kernels)
     print(f"{args.trace}: {len(kernels)} kernels, GPU busy {busy:.2f} ms "
           f"over a {((t1 - t0) / 1000.0):.2f} ms span")
-    print("\nGPU time by stage (kernels launched inside it):")
-    for stage, ms in sorted(by_stage.items(), key=lambda x: -x[1]):
+    print(f"  the GPU ran kernels during {covered:.2f} ms of it; kernel "
+          f"durations overlap by {busy - covered:.2f} ms")
+    print("\nGPU time by stage (kernels launched inside it): kernel "
+          "durations, and their share of the span")
+    for stage, ms in sorted(span_stage.items(), key=lambda x: -x[1]):
+        ms = by_stage[stage]
         top = sorted(stage_kernels[stage].items(), key=lambda x: -x[1])
-        print(f"  {stage:32s} {ms:8.2f} ms {count_stage[stage]:6d} kernels")
+        print(f"  {stage:32s} {ms:8.2f} ms  span {span_stage[stage]:8.2f} ms "
+              f"{count_stage[stage]:6d} kernels")
         for name, kms in top[: args.per_stage]:
             print(f"      {kms:8.2f} ms  {short(name, 100)}")
     if args.ops:
