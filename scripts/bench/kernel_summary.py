@@ -10,8 +10,8 @@ Kernels of different streams run at the same time (the fine VGG runs on a
 side stream beside the coarse decoder), and a kernel that shares the GPU
 takes longer than it would alone, so kernel durations overstate a stage. The
 "span" column splits every moment of the trace between the kernels running
-then, in equal parts: it sums to the time the GPU was busy at all, and is
-what a stage adds to the batch's wall time.
+then, in equal parts: the shares add up to the time the GPU ran kernels at
+all instead of counting shared moments twice.
 
 Usage: kernel_summary.py TRACE.json [--top N] [--per_stage N] [--ops STAGE ...]
 
@@ -134,10 +134,9 @@ def main():
           f"durations overlap by {busy - covered:.2f} ms")
     print("\nGPU time by stage (kernels launched inside it): kernel "
           "durations, and their share of the span")
-    for stage, ms in sorted(span_stage.items(), key=lambda x: -x[1]):
-        ms = by_stage[stage]
+    for stage, span in sorted(span_stage.items(), key=lambda x: -x[1]):
         top = sorted(stage_kernels[stage].items(), key=lambda x: -x[1])
-        print(f"  {stage:32s} {ms:8.2f} ms  span {span_stage[stage]:8.2f} ms "
+        print(f"  {stage:32s} {by_stage[stage]:8.2f} ms  span {span:8.2f} ms "
               f"{count_stage[stage]:6d} kernels")
         for name, kms in top[: args.per_stage]:
             print(f"      {kms:8.2f} ms  {short(name, 100)}")
