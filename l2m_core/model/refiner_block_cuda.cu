@@ -7,7 +7,6 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <iterator>
@@ -187,137 +186,6 @@ __device__ inline void DepthwiseReluTile(
 #pragma unroll
       for (int j = 0; j < kCh; ++j) acc[ry][rx][j] = fmaxf(acc[ry][rx][j], 0.f);
     }
-  }
-}
-
-// PROBE (session 16): the same tile with fp16 accumulation (HFMA2, the taps
-// rounded to fp16), for T = __half only; results widened to float at the end
-// so that callers store them as before. Not the reference's numerics.
-template <int kHaloWidth,
-          int kPixelStride,
-          typename D,
-          bool kSharedWeights = false>
-__device__ inline void DepthwiseReluTileHalf(
-    const __half* window,
-    const float* taps,
-    int tap_stride,
-    const float* bias,
-    float (&out)[D::kRows][D::kCols][D::kCh]) {
-  constexpr int kRows = D::kRows, kCols = D::kCols, kPairs = D::kCh / 2;
-  __half2 acc[kRows][kCols][kPairs];
-  {
-    float b[D::kCh];
-    LoadWeights<D::kCh, kSharedWeights>(bias, b);
-#pragma unroll
-    for (int ry = 0; ry < kRows; ++ry) {
-#pragma unroll
-      for (int rx = 0; rx < kCols; ++rx) {
-#pragma unroll
-        for (int j = 0; j < kPairs; ++j)
-          acc[ry][rx][j] = __floats2half2_rn(b[2 * j], b[2 * j + 1]);
-      }
-    }
-  }
-#pragma unroll
-  for (int iy = 0; iy < kRows + kKernel - 1; ++iy) {
-    __half2 in[kCols + kKernel - 1][kPairs];
-    const __half* row = window + iy * kHaloWidth * kPixelStride;
-#pragma unroll
-    for (int c = 0; c < kCols + kKernel - 1; ++c) {
-#pragma unroll
-      for (int j = 0; j < kPairs; ++j)
-        in[c][j] = reinterpret_cast<const __half2*>(row + c * kPixelStride)[j];
-    }
-#pragma unroll
-    for (int ky = 0; ky < kKernel; ++ky) {
-      const int ry = iy - ky;
-      if (ry < 0 || ry >= kRows) continue;
-      __half2 w[kKernel][kPairs];
-#pragma unroll
-      for (int kx = 0; kx < kKernel; ++kx) {
-        float f[D::kCh];
-        LoadWeights<D::kCh, kSharedWeights>(
-            taps + (ky * kKernel + kx) * tap_stride, f);
-#pragma unroll
-        for (int j = 0; j < kPairs; ++j)
-          w[kx][j] = __floats2half2_rn(f[2 * j], f[2 * j + 1]);
-      }
-#pragma unroll
-      for (int rx = 0; rx < kCols; ++rx) {
-#pragma unroll
-        for (int kx = 0; kx < kKernel; ++kx) {
-#pragma unroll
-          for (int j = 0; j < kPairs; ++j)
-            acc[ry][rx][j] = __hfma2(in[rx + kx][j], w[kx][j], acc[ry][rx][j]);
-        }
-      }
-    }
-  }
-  const __half2 zero = __floats2half2_rn(0.f, 0.f);
-#pragma unroll
-  for (int ry = 0; ry < kRows; ++ry) {
-#pragma unroll
-    for (int rx = 0; rx < kCols; ++rx) {
-#pragma unroll
-      for (int j = 0; j < kPairs; ++j) {
-        const float2 v = __half22float2(__hmax2(acc[ry][rx][j], zero));
-        out[ry][rx][2 * j] = v.x, out[ry][rx][2 * j + 1] = v.y;
-      }
-    }
-  }
-}
-
-bool ProbeHalfAccumulation() {
-  static const bool on = std::getenv("L2M_PROBE_DW_HALF_ACCUM") != nullptr;
-  return on;
-}
-
-bool ProbeBytesOnly() {
-  static const bool on = std::getenv("L2M_PROBE_REFINER_BYTES") != nullptr;
-  return on;
-}
-
-// PROBE: the bytes of a refiner kernel without its work: y = x, 16 bytes a
-// thread.
-__global__ void ProbeCopyKernel(const uint4* __restrict__ x,
-                                uint4* __restrict__ y,
-                                long long n) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) +
-                     threadIdx.x;
-       i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
-    y[i] = x[i];
-}
-
-void ProbeCopy(const at::Tensor& x, at::Tensor& y) {
-  const long long n = x.numel() * x.element_size() / 16;
-  if (n == 0) return;
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  ProbeCopyKernel<<<sms * 8, 256, 0, c10::cuda::getCurrentCUDAStream()>>>(
-      reinterpret_cast<const uint4*>(x.data_ptr()),
-      reinterpret_cast<uint4*>(y.data_ptr()),
-      n);
-}
-
-// PROBE: reads every pixel's P channels once and writes O small floats.
-__global__ void ProbeOutKernel(const uint4* __restrict__ x,
-                               float* __restrict__ out,
-                               int V,
-                               long long pixels,
-                               long long hw,
-                               int O) {
-  for (long long p = blockIdx.x * static_cast<long long>(blockDim.x) +
-                     threadIdx.x;
-       p < pixels;
-       p += static_cast<long long>(gridDim.x) * blockDim.x) {
-    unsigned h = 0;
-    for (int v = 0; v < V; ++v) {
-      const uint4 u = x[p * V + v];
-      h ^= u.x ^ u.y ^ u.z ^ u.w;
-    }
-    const long long b = p / hw, q = p % hw;
-    for (int o = 0; o < O; ++o)
-      out[(b * O + o) * hw + q] = static_cast<float>(h & 0xff) * 1e-4f;
   }
 }
 
@@ -579,7 +447,7 @@ __device__ inline void OutConvEpilogue(const float (&c)[kF][2][4],
 // T, as RefinerOutConv reads it) and writes out (B, out_dim, H, W) instead
 // of y, so the activations never go to memory and back (at 864², 8 pairs:
 // 0.86 GB at scale 2 written and read again).
-template <typename T, int P, typename Dw, bool kOut, bool kHalf = false>
+template <typename T, int P, typename Dw, bool kOut>
 __global__ void __launch_bounds__(kBlockThreads<T, P>,
                                   Shape<Layout<T, P>::KP>::kMinBlocks)
     RefinerBlockKernel(const T* __restrict__ x,
@@ -701,21 +569,12 @@ __global__ void __launch_bounds__(kBlockThreads<T, P>,
       const int qy = q / kBlocksX * kRows, qx = q % kBlocksX * kCols;
       float acc[kRows][kCols][kCh];
       constexpr bool kShared = Shape<KP>::kSharedTaps;
-      if constexpr (kHalf && std::is_same_v<T, __half>) {
-        DepthwiseReluTileHalf<kHW, P, Dw, kShared>(
-            hs + (qy * kHW + qx) * P + h * kCh,
-            (kShared ? ts : dw_w) + h * kCh,
-            P,
-            (kShared ? ts + 25 * P : dw_b) + h * kCh,
-            acc);
-      } else {
-        DepthwiseReluTile<T, kHW, P, Dw, kShared>(
-            hs + (qy * kHW + qx) * P + h * kCh,
-            (kShared ? ts : dw_w) + h * kCh,
-            P,
-            (kShared ? ts + 25 * P : dw_b) + h * kCh,
-            acc);
-      }
+      DepthwiseReluTile<T, kHW, P, Dw, kShared>(
+          hs + (qy * kHW + qx) * P + h * kCh,
+          (kShared ? ts : dw_w) + h * kCh,
+          P,
+          (kShared ? ts + 25 * P : dw_b) + h * kCh,
+          acc);
 #pragma unroll
       for (int ry = 0; ry < kRows; ++ry) {
 #pragma unroll
@@ -831,7 +690,7 @@ struct Outputs {
   int out_dim = 0;
 };
 
-template <typename T, int P, bool kOut, bool kHalf = false>
+template <typename T, int P, bool kOut>
 void Launch(const at::Tensor& x,
             const at::Tensor& dw_weight,
             const at::Tensor& dw_bias,
@@ -842,13 +701,7 @@ void Launch(const at::Tensor& x,
   constexpr int kGroups = Shape<L::KP>::kGroups;
   constexpr int kThreads = Shape<L::KP>::kThreads * kGroups;
   constexpr int kTile = L::kTile;
-  if constexpr (!kHalf && std::is_same_v<T, __half>) {
-    if (ProbeHalfAccumulation()) {
-      return Launch<T, P, kOut, true>(
-          x, dw_weight, dw_bias, pw_weight, pw_bias, o);
-    }
-  }
-  auto kernel = RefinerBlockKernel<T, P, FusedDwTile<T, P>, kOut, kHalf>;
+  auto kernel = RefinerBlockKernel<T, P, FusedDwTile<T, P>, kOut>;
   cudaError_t error = cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes);
   TORCH_CHECK(
@@ -939,7 +792,7 @@ struct DwShape {
   static constexpr int kMinBlocks = kThreads < 512 ? 512 / kThreads : 1;
 };
 
-template <typename T, typename S, bool kHalf = false>
+template <typename T, typename S>
 __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
     DepthwiseBiasReluKernel(const T* __restrict__ x,
                             T* __restrict__ y,
@@ -972,21 +825,12 @@ __global__ void __launch_bounds__(S::kThreads, S::kMinBlocks)
   if (h * kCh >= channels) return;
   const int qy = q / kBlocksX * S::kRows, qx = q % kBlocksX * S::kCols;
   float acc[S::kRows][S::kCols][kCh];
-  if constexpr (kHalf && std::is_same_v<T, __half>) {
-    DepthwiseReluTileHalf<kHW, S::kChunk, typename S::Dw, true>(
-        hs + (qy * kHW + qx) * S::kChunk + h * kCh,
-        ts + h * kCh,
-        S::kChunk,
-        ts + 25 * S::kChunk + h * kCh,
-        acc);
-  } else {
-    DepthwiseReluTile<T, kHW, S::kChunk, typename S::Dw, true>(
-        hs + (qy * kHW + qx) * S::kChunk + h * kCh,
-        ts + h * kCh,
-        S::kChunk,
-        ts + 25 * S::kChunk + h * kCh,
-        acc);
-  }
+  DepthwiseReluTile<T, kHW, S::kChunk, typename S::Dw, true>(
+      hs + (qy * kHW + qx) * S::kChunk + h * kCh,
+      ts + h * kCh,
+      S::kChunk,
+      ts + 25 * S::kChunk + h * kCh,
+      acc);
   // One 64-bit base, then 32-bit offsets (H·W·P < 2³¹): 64-bit address
   // math and bounds branches had cost ~20 instructions a store.
   const int rows_left = H - (y0 + qy), cols_left = W - (x0 + qx);
@@ -1018,11 +862,7 @@ void LaunchDepthwiseBiasRelu(const at::Tensor& x,
   const auto stream = c10::cuda::getCurrentCUDAStream();
   ForStorageDtype(x, [&](auto tag) {
     using T = decltype(tag);
-    auto kernel = DepthwiseBiasReluKernel<T, S, false>;
-    if constexpr (std::is_same_v<T, __half>) {
-      if (ProbeHalfAccumulation()) kernel = DepthwiseBiasReluKernel<T, S, true>;
-    }
-    kernel<<<grid, S::kThreads, 0, stream>>>(
+    DepthwiseBiasReluKernel<T, S><<<grid, S::kThreads, 0, stream>>>(
         reinterpret_cast<const T*>(x.data_ptr()),
         reinterpret_cast<T*>(y.data_ptr()),
         dw_weight.data_ptr<float>(),
@@ -1232,7 +1072,6 @@ void RefinerBlockFused(const at::Tensor& x,
               "RefinerBlockFused: y must not alias x (tiles read their "
               "neighbours' pixels)");
   const c10::cuda::CUDAGuard guard(x.device());
-  if (ProbeBytesOnly()) return ProbeCopy(x, y);
   Outputs o;
   o.y = y.data_ptr();
   ForStorageDtype(x, [&](auto tag) {
@@ -1266,24 +1105,6 @@ at::Tensor RefinerBlockFusedOutConv(const at::Tensor& x,
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor out = at::empty({x.size(0), O, x.size(1), x.size(2)},
                              x.options().dtype(at::kFloat));
-  if (ProbeBytesOnly()) {
-    const long long pixels = x.size(0) * x.size(1) * x.size(2);
-    if (pixels > 0) {
-      ProbeOutKernel<<<at::cuda::getCurrentDeviceProperties()
-                               ->multiProcessorCount *
-                           8,
-                       256,
-                       0,
-                       c10::cuda::getCurrentCUDAStream()>>>(
-          reinterpret_cast<const uint4*>(x.data_ptr()),
-          out.data_ptr<float>(),
-          static_cast<int>(P / 8),
-          pixels,
-          x.size(1) * x.size(2),
-          static_cast<int>(O));
-    }
-    return out;
-  }
   Outputs o;
   o.out_w = out_weight.data_ptr<float>();
   o.out_b = out_bias.data_ptr<float>();
@@ -1336,7 +1157,6 @@ void DepthwiseBiasRelu(const at::Tensor& x,
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.numel() == 0) return;
   TORCH_CHECK(x.size(0) <= 65535, "DepthwiseBiasRelu: batch too large");
-  if (ProbeBytesOnly()) return ProbeCopy(x, y);
   // 16×8 pixels × 64 channels a block, a thread 4×8 pixels × 2 channels,
   // the taps in shared memory (copied with the halo) and read per kernel
   // row. Against session 9's 8×8-pixel blocks of 2×8-pixel threads with the
