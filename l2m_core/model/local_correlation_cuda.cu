@@ -107,18 +107,21 @@ __device__ inline bool StartWindow(const CorrelationArgs<T>& a,
   return true;
 }
 
+// One output from the dots d[0], d[1], d[m], d[m + 1] of the four
+// whole-pixel neighbours of its sample (rows of m dots): bilinear weights.
+__device__ inline float Blend4(const float* d, int m, float tx, float ty) {
+  return (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
+         ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
+}
+
 // The (2r+1)² outputs of one query from the dots with its (2r+2)² whole-pixel
-// neighbours: four neighbours blended per offset, the lanes of a warp
-// taking the offsets in turn.
+// neighbours, the lanes of a warp taking the offsets in turn.
 template <typename T>
 __device__ inline void BlendWindow(
     const float* dots, int radius, float tx, float ty, int lane, T* o) {
   const int n = 2 * radius + 1, m = n + 1;
   for (int k = lane; k < n * n; k += 32) {
-    const float* d = dots + (k / n) * m + k % n;
-    const float v = (1.f - ty) * ((1.f - tx) * d[0] + tx * d[1]) +
-                    ty * ((1.f - tx) * d[m] + tx * d[m + 1]);
-    o[k] = static_cast<T>(v);
+    o[k] = static_cast<T>(Blend4(dots + (k / n) * m + k % n, m, tx, ty));
   }
 }
 
@@ -343,7 +346,7 @@ __device__ inline int Swizzled(int row, int chunk) {
   return row * kStageChannels + ((chunk ^ (row & 7)) * 8);
 }
 
-template <typename T, int kVecs>
+template <typename T>
 __global__ void __launch_bounds__(kTileWarps * 32)
     LocalCorrelationTiles(const T* __restrict__ f0,
                           const T* __restrict__ f1,
@@ -533,9 +536,7 @@ __global__ void __launch_bounds__(kTileWarps * 32)
       const int i = k / nn, o = k % nn;
       const TileQuery& q = qs[i];
       if (q.state == kOutside) continue;
-      const float* d = dots + i * mm + o / n * m + o % n;
-      const float v = (1.f - q.ty) * ((1.f - q.tx) * d[0] + q.tx * d[1]) +
-                      q.ty * ((1.f - q.tx) * d[m] + q.tx * d[m + 1]);
+      const float v = Blend4(dots + i * mm + o / n * m + o % n, m, q.tx, q.ty);
       const long long pixel =
           b * image_pixels + (ty0 + i / kTileSide) * w + tx0 + i % kTileSide;
       out[pixel * nn + o] = static_cast<T>(v);
@@ -692,9 +693,7 @@ at::Tensor LocalCorrelationKernel(const at::Tensor& f0,
       using T = decltype(tag);
       const auto args = MakeArguments<T>(a, s, g, out, radius, support_offset);
       const int vectors = C / 8;
-      auto kernel = vectors <= 32   ? LocalCorrelationTiles<T, 1>
-                    : vectors <= 64 ? LocalCorrelationTiles<T, 2>
-                                    : LocalCorrelationTiles<T, 4>;
+      auto kernel = LocalCorrelationTiles<T>;
       const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
       // As many blocks as stay resident (they walk the tiles).
       const long long grid =
